@@ -1,0 +1,87 @@
+"""Typed bodies of each message kind; parse with ``parse_body`` to get a ProtocolError on bad input."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from components.errors import ProtocolError
+from components.model import ModelSpec
+from components.training import TrainingSpec
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resources(_Body):
+    cores: int = 0
+    memory_mb: float = 0.0
+    cpu_percent: float = 0.0
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class Hello(_Body):
+    manifest: dict[str, Any]
+    resources: Resources = Field(default_factory=Resources)
+
+
+class Heartbeat(_Body):
+    busy: bool = False
+    run_id: str = ""
+    round: int = 0
+    resources: Resources = Field(default_factory=Resources)
+
+
+class ValidateRequest(_Body):
+    contract: str
+    version: int
+
+
+class ValidationReply(_Body):
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+class ProfileReply(_Body):
+    """Row count; the tensors ``sum`` and ``sum_sq`` hold per-feature sums (never rows)."""
+
+    count: int = Field(ge=0)
+
+
+class TrainRequest(_Body):
+    model: ModelSpec
+    training: TrainingSpec
+
+
+class UpdateReply(_Body):
+    num_examples: int = Field(ge=1)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    seconds: float = Field(default=0.0, ge=0)
+
+
+class EvaluateRequest(_Body):
+    model: ModelSpec
+
+
+class EvaluationReply(_Body):
+    num_examples: int = Field(ge=0)
+    metrics: dict[str, float]
+
+
+class ErrorReply(_Body):
+    code: str = Field(max_length=64)
+    message: str = Field(max_length=2000)
+
+
+def parse_body(model: type[BodyT], body: dict[str, Any]) -> BodyT:
+    """Validate a body against its model, raising ProtocolError with the first problem."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise ProtocolError(f"invalid {model.__name__} body at {where}: {first.get('msg')}", code="body") from None

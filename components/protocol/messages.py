@@ -1,0 +1,91 @@
+"""Envelope and message kinds: a closed set, validated where they are built."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROTOCOL_VERSION = 1
+ALLOWED_DTYPES = ("float32", "float64", "int64", "uint32", "uint64")
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
+
+
+class Kind(StrEnum):
+    """Every message kind. Requests flow coordinator -> party, replies party -> coordinator."""
+
+    HELLO = "hello"  # party announces itself (and its manifest) on connect
+    WELCOME = "welcome"  # coordinator acknowledges a hello
+    HEARTBEAT = "heartbeat"  # party liveness and resource snapshot
+    VALIDATE = "validate"  # request: check the local dataset against the contract
+    VALIDATION = "validation"  # reply: summary only
+    PROFILE = "profile"  # request: summary statistics for input standardisation
+    PROFILE_RESULT = "profile_result"  # reply: count, sums and sums of squares per feature
+    TRAIN = "train"  # request: global weights plus training settings
+    UPDATE = "update"  # reply: new local weights plus metrics
+    EVALUATE = "evaluate"  # request: evaluate the given weights locally
+    EVALUATION = "evaluation"  # reply: metrics only
+    ERROR = "error"  # reply: a typed error instead of content
+    SHUTDOWN = "shutdown"  # coordinator tells a party the federation is over
+    BYE = "bye"  # party leaves
+
+
+REQUEST_REPLY = {
+    Kind.VALIDATE: Kind.VALIDATION,
+    Kind.PROFILE: Kind.PROFILE_RESULT,
+    Kind.TRAIN: Kind.UPDATE,
+    Kind.EVALUATE: Kind.EVALUATION,
+}
+
+
+class TensorSpec(BaseModel):
+    """Header of one raw tensor frame."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    dtype: str
+    shape: tuple[int, ...]
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in ALLOWED_DTYPES:
+            raise ValueError(f"dtype {value!r} not allowed; one of {ALLOWED_DTYPES}")
+        return value
+
+    @field_validator("shape")
+    @classmethod
+    def _non_negative(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) > 8 or any(d < 0 for d in value):
+            raise ValueError("shape must have at most 8 non-negative dimensions")
+        return value
+
+
+class Envelope(BaseModel):
+    """The typed header frame of every message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = PROTOCOL_VERSION
+    kind: Kind
+    run_id: str = Field(default="", max_length=128)
+    round: int = Field(default=0, ge=0, le=1_000_000)
+    message_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    reply_to: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    sender: str = Field(pattern=NAME_PATTERN)
+    body: dict[str, Any] = Field(default_factory=dict)
+    tensors: list[TensorSpec] = Field(default_factory=list, max_length=4096)
+
+    def reply(self, kind: Kind, sender: str, body: dict[str, Any] | None = None) -> Envelope:
+        """An envelope answering this one, same run and round."""
+        return Envelope(
+            kind=kind,
+            run_id=self.run_id,
+            round=self.round,
+            reply_to=self.message_id,
+            sender=sender,
+            body=body or {},
+        )

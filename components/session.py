@@ -1,0 +1,459 @@
+"""One federation run as a sequence of steps the flow calls: validate, initialise, rounds, value, promote.
+
+The session keeps the heavy objects (sockets, tensors, trackers) so that flow tasks pass only
+references (the run id, round numbers, paths). Every finished round is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.checkpoints import RunCheckpoints, load_arrays, save_arrays, save_json
+from components.config import FederationConfig
+from components.contracts import Contract, load_contract, read_dataset, split_features
+from components.coordinator import Coordinator, Exchange
+from components.errors import ContractError, PartyUnavailable, QuorumNotReached
+from components.model import (
+    ModelSpec,
+    ProbabilityModel,
+    build_model,
+    get_params,
+    parameter_layout,
+    set_params,
+)
+from components.params import Params
+from components.promotion import promotion_gate
+from components.protocol import Envelope, Kind
+from components.protocol.bodies import (
+    EvaluateRequest,
+    EvaluationReply,
+    ProfileReply,
+    TrainRequest,
+    UpdateReply,
+    ValidateRequest,
+    ValidationReply,
+    parse_body,
+)
+from components.store import FederationStore
+from components.strategies import ClientUpdate, build_strategy
+from components.summary import Promotion, RoundMetrics, RoundRow, RunSummary
+from components.tracking import ModelRegistry, RunTracker
+from components.training import evaluate
+from components.transport import read_keypair
+from components.update_checks import check_update
+from components.valuation import value_round
+from components.versioning import MetadataRepo
+from components.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(federation: str) -> str:
+    return f"{federation}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{np.random.default_rng().integers(16**4):04x}"
+
+
+class FederationSession:
+    """State and steps of one run; owns the coordinator socket for the run's lifetime."""
+
+    def __init__(self, config: FederationConfig, workspace: Workspace, run_id: str) -> None:
+        self.config = config
+        self.workspace = workspace.create()
+        self.run_id = run_id
+        self.contract: Contract = load_contract(config.contract.name, config.contract.version)
+        self.spec = ModelSpec(
+            n_features=self.contract.n_features,
+            n_classes=self.contract.n_classes,
+            hidden=config.model.hidden,
+            seed=config.model.seed,
+        )
+        self.layout = parameter_layout(self.spec)
+        self.strategy = build_strategy(config.strategy.name, **config.strategy.options)
+        self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
+        self.store = FederationStore(workspace.store_url)
+        self.tracker = RunTracker(workspace.tracking_uri, experiment=config.name)
+        self.registry = ModelRegistry(workspace.tracking_uri)
+        self.holdout = self._load_holdout()
+        self.summary = self._load_or_start_summary()
+        self.party_names = [p.name for p in config.parties]
+        self._round_drafts: dict[int, dict[str, Any]] = {}
+        for party in config.parties:
+            self.store.upsert_party(party.name, party.public_key)
+        self.coordinator = Coordinator(
+            bind=config.coordinator.bind,
+            keys=read_keypair(config.coordinator.secret_key_file),
+            party_keys=config.party_by_key(),
+            max_message_bytes=config.max_message_mb << 20,
+            on_event=self._on_party_event,
+        )
+
+    # ---- setup ----
+    def _load_holdout(self) -> tuple[np.ndarray, np.ndarray, pd.DataFrame] | None:
+        if self.config.holdout is None:
+            return None
+        frame = read_dataset(self.config.holdout, self.contract)
+        features, labels = split_features(frame, self.contract)
+        return features, labels, frame[self.contract.features]
+
+    def _load_or_start_summary(self) -> RunSummary:
+        path = self.workspace.summary_path(self.run_id)
+        if path.exists():
+            return RunSummary.read(path)
+        return RunSummary(
+            run_id=self.run_id,
+            status="running",
+            started_at=datetime.now(UTC).isoformat(),
+            config=self.config.model_dump(mode="json"),
+        )
+
+    def _on_party_event(self, party: str, event: str, detail: dict[str, Any]) -> None:
+        if event in ("hello", "heartbeat"):
+            self.store.mark_party(party, "online", detail.get("resources"))
+        elif event == "bye":
+            self.store.mark_party(party, "offline")
+
+    def start_tracking(self) -> str:
+        """Open (or reopen, on resume) the run's one MLflow run and record the run in the store."""
+        if self.summary.mlflow_run_id:
+            self.tracker.resume(self.summary.mlflow_run_id)
+        else:
+            self.summary.mlflow_run_id = self.tracker.start(self.run_id, tags={"consortia.run_id": self.run_id})
+            self.tracker.log_params(
+                {
+                    "strategy": self.config.strategy.name,
+                    "rounds": self.config.rounds,
+                    "parties": len(self.config.parties),
+                    "contract": self.contract.ref,
+                    "model.hidden": self.config.model.hidden,
+                    "training": self.config.training.model_dump(),
+                    "valuation": self.config.valuation.method,
+                }
+            )
+        self.store.start_run(self.run_id, self.config.name, self.summary.config)
+        self._save_summary()
+        return self.summary.mlflow_run_id
+
+    def await_parties(self) -> list[str]:
+        ready = self.coordinator.wait_for_parties(self.party_names, self.config.min_parties, self.config.join_timeout_s)
+        if not ready:
+            raise PartyUnavailable(
+                f"fewer than {self.config.min_parties} parties connected within {self.config.join_timeout_s:.0f}s "
+                f"(listening on {self.coordinator.endpoint})"
+            )
+        return ready
+
+    # ---- validate ----
+    def validate(self) -> dict[str, dict[str, Any]]:
+        """Every connected party checks its own data against the contract; only summaries come back."""
+        parties = self.await_parties()
+        body = ValidateRequest(contract=self.contract.name, version=self.contract.version).model_dump()
+        exchange = self.coordinator.exchange(
+            parties, Kind.VALIDATE, self.run_id, 0, body, timeout_s=self.config.round_timeout_s
+        )
+        self._raise_if_unanswered(exchange, "validation")
+        results: dict[str, dict[str, Any]] = {}
+        failures = []
+        metadata = MetadataRepo(self.workspace.metadata_repo, self.workspace.metadata_remote)
+        for party, reply in sorted(exchange.replies.items()):
+            answer = parse_body(ValidationReply, reply.envelope.body)
+            results[party] = answer.summary
+            self.store.record_validation(self.run_id, party, answer.summary["success"], answer.summary, answer.manifest)
+            path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", answer.manifest)
+            self.summary.manifests[party] = metadata.track(path)
+            if not answer.summary["success"]:
+                failed = [
+                    o["expectation"] + (f"({o['column']})" if o.get("column") else "")
+                    for o in answer.summary["outcomes"]
+                    if not o["success"]
+                ]
+                failures.append(f"{party}: {', '.join(failed)}")
+        contract_copy = save_json(
+            self.workspace.metadata_repo / "contracts" / f"{self.contract.name}_v{self.contract.version}.json",
+            self.contract.model_dump(mode="json"),
+        )
+        metadata.track(contract_copy)
+        metadata.push()
+        self.summary.validation = results
+        self.tracker.set_tags({f"manifest.{p}": h for p, h in self.summary.manifests.items()})
+        self._save_summary()
+        if failures:
+            raise ContractError("data contract violated at " + "; ".join(failures))
+        return results
+
+    # ---- initial model ----
+    def initialise(self) -> int:
+        """Create round 0's model (input scaling fitted from federated sums), or find the resume point."""
+        last = self.checkpoints.last_round()
+        if last >= 0:
+            self.strategy.load_state(self._strategy_state(last))
+            return last + 1
+        parties = self.await_parties()
+        exchange = self.coordinator.exchange(
+            parties,
+            Kind.PROFILE,
+            self.run_id,
+            0,
+            {},
+            timeout_s=self.config.round_timeout_s,
+            check=self._check_profile,
+        )
+        self._raise_if_unanswered(exchange, "profiling")
+        count = sum(parse_body(ProfileReply, r.envelope.body).count for r in exchange.replies.values())
+        total = sum(r.tensors["sum"] for r in exchange.replies.values())
+        total_sq = sum(r.tensors["sum_sq"] for r in exchange.replies.values())
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+        model = build_model(self.spec)
+        params = get_params(model)
+        params["standardize.mean"] = mean.astype(np.float32)
+        params["standardize.scale"] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        self._checkpoint(0, params)
+        return 1
+
+    def _check_profile(self, envelope: Envelope, tensors: Params) -> None:
+        shape = (self.spec.n_features,)
+        check_update(tensors, {"sum": (shape, "float64"), "sum_sq": (shape, "float64")}, None, None)
+
+    # ---- rounds ----
+    def train_round(self, round_number: int) -> Path:
+        """Send the global model out, collect checked updates, aggregate; returns the new model's path."""
+        started = time.perf_counter()
+        current = load_arrays(self.checkpoints.global_params(round_number - 1))
+        parties = self.await_parties()
+        overrides = getattr(self.strategy, "training_overrides", dict)()
+        training = self.config.training.model_copy(update=overrides)
+        body = TrainRequest(model=self.spec, training=training).model_dump()
+        exchange = self.coordinator.exchange(
+            parties,
+            Kind.TRAIN,
+            self.run_id,
+            round_number,
+            body,
+            tensors=current,
+            timeout_s=self.config.round_timeout_s,
+            check=lambda envelope, tensors: check_update(tensors, self.layout, None, None),
+        )
+        updates = [
+            ClientUpdate(
+                party=party,
+                params=reply.tensors,
+                num_examples=parse_body(UpdateReply, reply.envelope.body).num_examples,
+                metrics=parse_body(UpdateReply, reply.envelope.body).metrics,
+            )
+            for party, reply in sorted(exchange.replies.items())
+        ]
+        if len(updates) < self.config.min_parties:
+            raise QuorumNotReached(
+                f"round {round_number}: {len(updates)} usable updates, need {self.config.min_parties} "
+                f"(missing: {exchange.missing}, refused: {exchange.errors})"
+            )
+        new_params = self.strategy.aggregate(round_number, current, updates)
+        self._save_updates(round_number, updates)
+        save_arrays(self.checkpoints.global_params(round_number), new_params)
+        self._round_drafts[round_number] = {
+            "round": round_number,
+            "participants": [u.party for u in updates],
+            "party_metrics": {u.party: dict(u.metrics) for u in updates},
+            "rejected": {
+                **exchange.errors,
+                **{p: "no reply before deadline" for p in exchange.missing},
+            },
+            "bytes_up": exchange.bytes_up,
+            "bytes_down": exchange.bytes_down,
+            "seconds": time.perf_counter() - started,
+        }
+        return self.checkpoints.global_params(round_number)
+
+    def evaluate_round(self, round_number: int) -> RoundRow:
+        """Evaluate the round's new global model, then record and checkpoint the finished round."""
+        started = time.perf_counter()
+        params = load_arrays(self.checkpoints.global_params(round_number))
+        metrics = self.evaluate_global(params, round_number)
+        draft = self._round_drafts.pop(round_number)
+        draft["seconds"] += time.perf_counter() - started
+        row = RoundRow(metrics=RoundMetrics(**metrics), **draft)
+        self.summary.rounds = [r for r in self.summary.rounds if r.round != round_number] + [row]
+        self._checkpoint(round_number, params)
+        self.tracker.log_metrics(
+            {
+                **metrics,
+                "bytes_up": row.bytes_up,
+                "bytes_down": row.bytes_down,
+                "round_seconds": row.seconds,
+                "participants": len(row.participants),
+            },
+            step=round_number,
+        )
+        self.store.record_round(self.run_id, row.model_dump())
+        self._save_summary()
+        return row
+
+    def evaluate_global(self, params: Params, round_number: int) -> dict[str, float]:
+        """Held-out metrics at the coordinator, or the example-weighted mean of the parties' own metrics."""
+        if self.holdout is not None:
+            features, labels, _ = self.holdout
+            return evaluate(self.spec, params, features, labels)
+        body = EvaluateRequest(model=self.spec).model_dump()
+        exchange = self.coordinator.exchange(
+            self.await_parties(),
+            Kind.EVALUATE,
+            self.run_id,
+            round_number,
+            body,
+            tensors=params,
+            timeout_s=self.config.round_timeout_s,
+        )
+        self._raise_if_unanswered(exchange, "evaluation")
+        answers = [parse_body(EvaluationReply, r.envelope.body) for r in exchange.replies.values()]
+        total = sum(a.num_examples for a in answers)
+        return {k: sum(a.metrics[k] * a.num_examples for a in answers) / total for k in ("accuracy", "roc_auc", "loss")}
+
+    # ---- valuation ----
+    def value_contributions(self) -> dict[str, float]:
+        """Value each party's updates round by round (from stored updates) and sum over rounds."""
+        method = self.config.valuation.method
+        totals = dict.fromkeys(self.party_names, 0.0)
+        for row in sorted(self.summary.rounds, key=lambda r: r.round):
+            updates = self._load_updates(row.round)
+            start = load_arrays(self.checkpoints.global_params(row.round - 1))
+            result = value_round(method, updates, start, self._utility, self.config.valuation.options)
+            self.summary.round_contributions[row.round] = result.values
+            self.store.record_contributions(self.run_id, row.round, result.values, method)
+            for party, value in result.values.items():
+                totals[party] = totals.get(party, 0.0) + value
+        self.summary.contributions = totals
+        self.summary.valuation_method = method
+        self.store.record_contributions(self.run_id, 0, totals, method)
+        self.tracker.log_metrics({f"contribution.{p}": v for p, v in totals.items()}, step=self.config.rounds)
+        self._save_summary()
+        return totals
+
+    def _utility(self, params: Params) -> float:
+        """Utility of a coalition's model: held-out accuracy (federated metric without a holdout)."""
+        return self.evaluate_global(params, 0)["accuracy"]
+
+    # ---- promotion ----
+    def promote(self) -> Promotion:
+        """Log and register the final model; move the alias only if it beats the current champion."""
+        cfg = self.config.promotion
+        final = load_arrays(self.checkpoints.global_params(self.config.rounds))
+        metrics = self.evaluate_global(final, self.config.rounds)
+        self.summary.final_metrics = RoundMetrics(**metrics)
+        model = build_model(self.spec)
+        set_params(model, final)
+        example = (
+            self.holdout[2].head(5)
+            if self.holdout is not None
+            else pd.DataFrame(np.zeros((1, self.spec.n_features)), columns=self.contract.features)
+        )
+        model_uri = self.tracker.log_model(ProbabilityModel(model).eval(), example.astype("float32"))
+        candidate = metrics[cfg.metric]
+        champion = self.registry.version_by_alias(cfg.model_name, cfg.alias)
+        champion_value = float(champion.tags[f"metric.{cfg.metric}"]) if champion else None
+        decision = promotion_gate(cfg.metric, candidate, champion_value, cfg.higher_is_better, cfg.min_improvement)
+        version = self.registry.register(
+            model_uri,
+            cfg.model_name,
+            tags={
+                f"metric.{cfg.metric}": f"{candidate:.6f}",
+                "consortia.run_id": self.run_id,
+                **{f"manifest.{p}": h for p, h in self.summary.manifests.items()},
+            },
+        )
+        if decision.promote:
+            self.registry.set_alias(cfg.model_name, cfg.alias, version)
+        promotion = Promotion(
+            decision="promoted" if decision.promote else "kept",
+            reason=decision.reason,
+            model_name=cfg.model_name,
+            version=version if decision.promote else (champion.version if champion else None),
+            alias=cfg.alias,
+            metric=cfg.metric,
+            candidate_value=candidate,
+            champion_value=champion_value,
+        )
+        self.summary.promotion = promotion
+        self.tracker.set_tags(
+            {
+                "promotion.decision": promotion.decision,
+                "promotion.reason": decision.reason,
+                "model.version": str(version),
+            }
+        )
+        self._save_summary()
+        return promotion
+
+    def finish(self, status: str = "completed") -> Path:
+        """Write the summary everywhere it belongs, version the final model, release the parties."""
+        self.summary.status = status
+        self.summary.finished_at = datetime.now(UTC).isoformat()
+        path = self._save_summary()
+        if status == "completed":
+            metadata = MetadataRepo(self.workspace.metadata_repo, self.workspace.metadata_remote)
+            model_copy = save_arrays(
+                self.workspace.metadata_repo / "models" / f"{self.run_id}.npz",
+                load_arrays(self.checkpoints.global_params(self.config.rounds)),
+            )
+            metadata.track(model_copy)
+            metadata.push()
+        self.tracker.log_json(self.summary.model_dump(mode="json"), "summary.json")
+        self.tracker.finish("FINISHED" if status == "completed" else "FAILED")
+        self.store.finish_run(self.run_id, status, self.summary.mlflow_run_id, str(path))
+        self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
+        return path
+
+    def close(self) -> None:
+        self.coordinator.close()
+
+    # ---- helpers ----
+    def _raise_if_unanswered(self, exchange: Exchange, step: str) -> None:
+        if exchange.missing or exchange.errors:
+            problems = {
+                **exchange.errors,
+                **{p: "no reply before deadline" for p in exchange.missing},
+            }
+            if len(exchange.replies) < self.config.min_parties:
+                raise PartyUnavailable(f"{step}: parties did not answer: {problems}")
+            log.warning("%s: continuing without %s", step, problems)
+
+    def _checkpoint(self, round_number: int, params: Params) -> None:
+        save_arrays(self.checkpoints.global_params(round_number), params)
+        save_arrays(self.checkpoints.strategy_state(round_number), self.strategy.state())
+        save_json(
+            self.checkpoints.state,
+            {"last_round": round_number, "mlflow_run_id": self.summary.mlflow_run_id},
+        )
+
+    def _strategy_state(self, round_number: int) -> Params:
+        path = self.checkpoints.strategy_state(round_number)
+        return load_arrays(path) if path.exists() else {}
+
+    def _save_updates(self, round_number: int, updates: list[ClientUpdate]) -> None:
+        for update in updates:
+            save_arrays(self.checkpoints.update(round_number, update.party), update.params)
+        save_json(
+            self.checkpoints.updates_meta(round_number),
+            {u.party: {"num_examples": u.num_examples, "metrics": u.metrics} for u in updates},
+        )
+
+    def _load_updates(self, round_number: int) -> list[ClientUpdate]:
+        meta = json.loads(self.checkpoints.updates_meta(round_number).read_text())
+        return [
+            ClientUpdate(
+                party=party,
+                params=load_arrays(self.checkpoints.update(round_number, party)),
+                num_examples=info["num_examples"],
+                metrics=info["metrics"],
+            )
+            for party, info in sorted(meta.items())
+        ]
+
+    def _save_summary(self) -> Path:
+        return self.summary.write(self.workspace.summary_path(self.run_id))

@@ -1,0 +1,100 @@
+"""The workspace: one folder holding every store a single machine needs (default ``./.consortia``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_WORKSPACE = Path(".consortia")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path | str | None = None) -> Workspace:
+        chosen = Path(root or os.environ.get("CONSORTIA_WORKSPACE", DEFAULT_WORKSPACE)).resolve()
+        return cls(chosen)
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow" / "artifacts"
+
+    @property
+    def tracking_uri(self) -> str:
+        return os.environ.get("CONSORTIA_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def federation_db(self) -> Path:
+        return self.root / "federation.db"
+
+    @property
+    def store_url(self) -> str:
+        return os.environ.get("CONSORTIA_STORE_URL") or f"sqlite:///{self.federation_db}"
+
+    @property
+    def metadata_repo(self) -> Path:
+        return self.root / "metadata"
+
+    @property
+    def metadata_remote(self) -> Path:
+        return self.root / "metadata-remote"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def parties(self) -> Path:
+        return self.root / "parties"
+
+    def summary_path(self, run_id: str) -> Path:
+        return self.runs / f"{run_id}.json"
+
+    def create(self) -> Workspace:
+        for folder in (
+            self.root,
+            self.prefect_home,
+            self.mlflow_artifacts,
+            self.checkpoints,
+            self.logs,
+            self.runs,
+            self.metadata_repo,
+            self.metadata_remote,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def prefect_environment(self) -> dict[str, str]:
+        """Environment that points a local (ephemeral) Prefect at this workspace; set before importing prefect."""
+        return {
+            "PREFECT_HOME": str(self.prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        }
+
+    def activate(self) -> None:
+        """Create the folders and export Prefect settings (PREFECT_HOME only without a Prefect server)."""
+        self.create()
+        environment = self.prefect_environment()
+        if os.environ.get("PREFECT_API_URL"):
+            environment.pop("PREFECT_HOME")
+        os.environ.update(environment)

@@ -1,0 +1,1 @@
+"""Prefect flows and tasks that orchestrate federation runs, and the ``consortia`` CLI."""

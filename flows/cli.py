@@ -1,0 +1,208 @@
+"""``consortia``: the MLOps engineer's command line (demo, run, runs)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from components.config import load_federation_config
+from components.errors import ConsortiaError
+from components.summary import RoundRow, RunSummary
+from components.workspace import Workspace
+
+app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
+console = Console()
+WorkspaceOption = Annotated[
+    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")
+]
+
+
+def _setup_logging(workspace: Workspace) -> None:
+    workspace.logs.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=workspace.logs / "coordinator.log",
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rounds: int) -> Path:
+    """Run the federation flow in this process with one progress bar tick per round."""
+    workspace.activate()
+    from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("rounds", total=rounds, status="waiting for parties, validating contracts")
+
+        def on_round(row: RoundRow) -> None:
+            progress.update(
+                bar,
+                completed=row.round,
+                status=(f"round {row.round}: accuracy {row.metrics.accuracy:.3f}, loss {row.metrics.loss:.3f}"),
+            )
+
+        return run_federation(config_path, workspace.root, run_id, on_round)
+
+
+def print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"run {summary.run_id}")
+    for column in (
+        "round",
+        "parties",
+        "accuracy",
+        "roc_auc",
+        "loss",
+        "seconds",
+        "bytes up",
+        "bytes down",
+    ):
+        table.add_column(column, justify="right")
+    for row in summary.rounds:
+        table.add_row(
+            str(row.round),
+            str(len(row.participants)),
+            f"{row.metrics.accuracy:.4f}",
+            f"{row.metrics.roc_auc:.4f}",
+            f"{row.metrics.loss:.4f}",
+            f"{row.seconds:.2f}",
+            f"{row.bytes_up:,}",
+            f"{row.bytes_down:,}",
+        )
+    console.print(table)
+    contributions = Table(title=f"contributions ({summary.valuation_method})")
+    contributions.add_column("party")
+    contributions.add_column("value", justify="right")
+    contributions.add_column("manifest", justify="left")
+    for party, value in sorted(summary.contributions.items(), key=lambda kv: -kv[1]):
+        contributions.add_row(party, f"{value:+.4f}", summary.manifests.get(party, ""))
+    console.print(contributions)
+    if summary.final_metrics:
+        line = f"final held-out accuracy {summary.final_metrics.accuracy:.4f}"
+        if summary.centralized_baseline:
+            line += f" (centralized baseline {summary.centralized_baseline.accuracy:.4f})"
+        console.print(line)
+    if summary.promotion:
+        p = summary.promotion
+        console.print(f"promotion: [bold]{p.decision}[/bold] {p.model_name} v{p.version} @{p.alias}: {p.reason}")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOption = None,
+    parties: Annotated[int, typer.Option(help="Number of party agents.")] = 3,
+    rounds: Annotated[int, typer.Option(help="Training rounds.")] = 10,
+    partition: Annotated[str, typer.Option(help="iid, dirichlet or quantity.")] = "iid",
+    alpha: Annotated[float, typer.Option(help="Dirichlet concentration (smaller = more skew).")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed for split, partition and model.")] = 0,
+    summary: Annotated[Path | None, typer.Option(help="Where to write the run summary JSON.")] = None,
+) -> None:
+    """Split breast-cancer data among local party agents and train a model across them."""
+    from components.session import new_run_id
+    from flows.demo import centralized_baseline, prepare_demo
+    from flows.processes import PartyProcesses
+
+    space = Workspace.at(workspace)
+    _setup_logging(space)
+    if partition not in ("iid", "dirichlet", "quantity"):
+        _fail(f"unknown partition {partition!r}; choose iid, dirichlet or quantity")
+    kind: Literal["iid", "dirichlet", "quantity"] = partition  # type: ignore[assignment]
+    started = time.perf_counter()
+    layout = prepare_demo(space, parties=parties, rounds=rounds, partition_kind=kind, alpha=alpha, seed=seed)
+    config = load_federation_config(layout.federation_config)
+    run_id = new_run_id(config.name)
+    console.print(f"workspace {space.root}\nrun {run_id}: {parties} parties, {rounds} rounds, {partition} split")
+    with PartyProcesses(layout.party_configs, space.logs) as processes:
+        try:
+            path = _run_with_progress(layout.federation_config, space, run_id, rounds)
+        except (ConsortiaError, Exception) as error:
+            for name, code in processes.dead().items():
+                console.print(f"party {name} exited with {code}:\n{processes.log_tail(name)}")
+            _fail(f"run {run_id} failed: {error}")
+    result = RunSummary.read(path)
+    result.centralized_baseline = centralized_baseline(layout, config)
+    result.write(path)
+    if summary is not None:
+        result.write(summary)
+    print_summary(result)
+    console.print(f"summary {summary or path}  ({time.perf_counter() - started:.1f} s)")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="federation.yaml")],
+    workspace: WorkspaceOption = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: generated).")] = None,
+    summary: Annotated[Path | None, typer.Option(help="Also write the run summary JSON here.")] = None,
+) -> None:
+    """Run a federation against party agents that were started with ``party-agent run``."""
+    from components.session import new_run_id
+
+    space = Workspace.at(workspace)
+    _setup_logging(space)
+    try:
+        federation = load_federation_config(config)
+    except ConsortiaError as error:
+        _fail(str(error))
+    chosen = run_id or new_run_id(federation.name)
+    console.print(f"run {chosen}: waiting for {len(federation.parties)} parties on {federation.coordinator.bind}")
+    try:
+        path = _run_with_progress(config, space, chosen, federation.rounds)
+    except Exception as error:
+        _fail(f"run {chosen} failed: {error}")
+    result = RunSummary.read(path)
+    if summary is not None:
+        result.write(summary)
+    print_summary(result)
+    console.print(f"summary {summary or path}")
+
+
+@app.command()
+def runs(workspace: WorkspaceOption = None) -> None:
+    """List the runs recorded in the workspace."""
+    from components.store import FederationStore
+
+    store = FederationStore(Workspace.at(workspace).store_url)
+    table = Table(title="runs")
+    for column in ("run", "federation", "status", "started", "finished"):
+        table.add_column(column)
+    for row in store.run_rows():
+        table.add_row(
+            row["run_id"],
+            row["federation"],
+            row["status"],
+            str(row["started_at"])[:19],
+            str(row["finished_at"] or "")[:19],
+        )
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

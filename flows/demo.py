@@ -1,0 +1,162 @@
+"""The demo scenario: split a scikit-learn dataset among parties, write their configs and keys.
+
+Everything lands in the workspace: each party's CSV in its own folder, the coordinator's held-out
+split, CURVE key pairs, ``party.yaml`` files and one ``federation.yaml``.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from components.contracts import load_contract, split_features
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.model_selection import train_test_split
+
+from components.config import (
+    ContractRef,
+    CoordinatorConfig,
+    FederationConfig,
+    ModelConfig,
+    PartyEntry,
+    PromotionConfig,
+    dump_yaml,
+)
+from components.model import ModelSpec, build_model, get_params
+from components.partition import partition
+from components.summary import RoundMetrics
+from components.training import TrainingSpec, evaluate, train_local
+from components.transport import read_keypair, write_keypair
+from components.workspace import Workspace
+
+PARTY_NAMES = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+]
+Dataset = Literal["breast_cancer", "digits"]
+
+
+@dataclass(frozen=True)
+class DemoLayout:
+    federation_config: Path
+    party_configs: dict[str, Path]
+    holdout: Path
+    train_frame: pd.DataFrame
+
+
+def dataset_frame(name: Dataset) -> pd.DataFrame:
+    """A scikit-learn dataset as a frame with the contract's column names."""
+    contract = load_contract(name)
+    bunch = load_breast_cancer() if name == "breast_cancer" else load_digits()
+    frame = pd.DataFrame(bunch.data.astype(np.float64), columns=contract.features)
+    frame[contract.target] = bunch.target.astype(np.int64)
+    return frame
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def prepare_demo(
+    workspace: Workspace,
+    parties: int = 3,
+    rounds: int = 10,
+    partition_kind: Literal["iid", "dirichlet", "quantity"] = "iid",
+    alpha: float = 0.5,
+    seed: int = 0,
+    dataset: Dataset = "breast_cancer",
+    port: int | None = None,
+) -> DemoLayout:
+    """Write data, keys and configs for a local federation of ``parties`` parties."""
+    if not 1 <= parties <= len(PARTY_NAMES):
+        raise ValueError(f"the demo supports 1 to {len(PARTY_NAMES)} parties")
+    workspace.create()
+    contract = load_contract(dataset)
+    frame = dataset_frame(dataset)
+    train, holdout = train_test_split(frame, test_size=0.2, random_state=seed, stratify=frame[contract.target])
+    coordinator_dir = workspace.root / "coordinator"
+    coordinator_dir.mkdir(parents=True, exist_ok=True)
+    holdout_path = coordinator_dir / "holdout.csv"
+    holdout.to_csv(holdout_path, index=False)
+    _, coordinator_secret = write_keypair(coordinator_dir / "keys", "coordinator")
+    coordinator_public = read_keypair(coordinator_secret).public
+
+    train = train.reset_index(drop=True)
+    shares = partition(partition_kind, train[contract.target].to_numpy(), parties, seed, alpha)
+    address = f"tcp://127.0.0.1:{port or free_port()}"
+    entries, party_configs = [], {}
+    for name, rows in zip(PARTY_NAMES[:parties], shares, strict=False):
+        folder = workspace.parties / name
+        data_path = folder / "data" / "train.csv"
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        train.iloc[rows].to_csv(data_path, index=False)
+        _, secret = write_keypair(folder / "keys", name)
+        party_yaml = {
+            "name": name,
+            "data": str(data_path),
+            "contract": dataset,
+            "coordinator": address,
+            "coordinator_public_key": coordinator_public,
+            "secret_key_file": str(secret),
+            "heartbeat_interval_s": 1.0,
+            "audit_log": str(folder / "audit.bin"),
+        }
+        party_configs[name] = _write_yaml(folder / "party.yaml", party_yaml)
+        entries.append(PartyEntry(name=name, public_key=read_keypair(secret).public))
+    config = FederationConfig(
+        name=f"{dataset.replace('_', '-')}-demo",
+        contract=ContractRef(name=dataset, version=contract.version),
+        model=ModelConfig(hidden=[32], seed=seed),
+        training=TrainingSpec(seed=seed),
+        rounds=rounds,
+        min_parties=max(1, parties - 1),
+        round_timeout_s=60,
+        join_timeout_s=90,
+        holdout=holdout_path,
+        coordinator=CoordinatorConfig(bind=address, secret_key_file=coordinator_secret),
+        parties=entries,
+        promotion=PromotionConfig(model_name=f"consortia-{dataset.replace('_', '-')}"),
+    )
+    federation_path = dump_yaml(config, workspace.root / "federation.yaml")
+    return DemoLayout(federation_path, party_configs, holdout_path, train)
+
+
+def _write_yaml(path: Path, payload: dict[str, object]) -> Path:
+    path.write_text(yaml.safe_dump(payload, sort_keys=False))
+    return path
+
+
+def centralized_baseline(layout: DemoLayout, config: FederationConfig) -> RoundMetrics:
+    """The same model and optimiser on the pooled training rows, for the same total epochs."""
+    contract = load_contract(config.contract.name, config.contract.version)
+    features, labels = split_features(layout.train_frame, contract)
+    holdout_x, holdout_y = split_features(pd.read_csv(layout.holdout), contract)
+    spec = ModelSpec(
+        n_features=contract.n_features,
+        n_classes=contract.n_classes,
+        hidden=config.model.hidden,
+        seed=config.model.seed,
+    )
+    params = get_params(build_model(spec))
+    params["standardize.mean"] = features.mean(axis=0).astype(np.float32)
+    std = features.astype(np.float64).std(axis=0)
+    params["standardize.scale"] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+    epochs = config.rounds * config.training.local_epochs
+    training = config.training.model_copy(update={"local_epochs": epochs})
+    params, _ = train_local(spec, params, features, labels, training)
+    return RoundMetrics(**evaluate(spec, params, holdout_x, holdout_y))

@@ -1,0 +1,3 @@
+from party_agent.cli import app
+
+app()

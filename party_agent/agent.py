@@ -1,0 +1,226 @@
+"""The party agent daemon: connects to the coordinator, answers requests, sends heartbeats.
+
+Local work (validation, training) runs on a worker thread so heartbeats keep flowing while busy.
+Only summaries, metrics and model weights ever leave this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+from components.contracts import load_contract, read_dataset, split_features, validate_dataset
+
+from components.coordinator import HELLO_REQUIRED
+from components.errors import ConsortiaError, ProtocolError
+from components.manifest import build_manifest
+from components.params import Params
+from components.protocol import Envelope, Kind, decode, encode
+from components.protocol.bodies import (
+    ErrorReply,
+    EvaluateRequest,
+    EvaluationReply,
+    Heartbeat,
+    Hello,
+    ProfileReply,
+    Resources,
+    TrainRequest,
+    UpdateReply,
+    ValidateRequest,
+    ValidationReply,
+    parse_body,
+)
+from components.training import evaluate, train_local
+from components.transport import DealerEndpoint, read_keypair
+from party_agent.audit import AuditLog
+from party_agent.config import PartyConfig
+
+log = logging.getLogger("party_agent")
+
+
+@dataclass
+class _Job:
+    request: Envelope
+    future: Future[tuple[Kind, dict[str, Any], Params]]
+
+
+class PartyAgent:
+    """One party: its data stays here; it answers the coordinator's requests."""
+
+    def __init__(self, config: PartyConfig) -> None:
+        self.config = config
+        self.contract = load_contract(config.contract, config.contract_version)
+        self.frame = read_dataset(config.data, self.contract)
+        self.features, self.labels = split_features(self.frame, self.contract)
+        self.manifest = build_manifest(config.name, config.data, self.frame, self.contract.name, self.contract.version)
+        self.keys = read_keypair(config.secret_key_file)
+        self.audit = AuditLog(config.audit_log) if config.audit_log else None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="party-work")
+        self._job: _Job | None = None
+        self._stop = threading.Event()
+        self._current = ("", 0)
+
+    # ---- main loop ----
+    def run(self) -> None:
+        """Serve until stopped (SIGTERM/SIGINT or ``stop()``)."""
+        endpoint = DealerEndpoint(self.config.coordinator, self.config.coordinator_public_key, self.keys)
+        self._install_signal_handlers()
+        log.info(
+            "party %s: %d rows, joining %s",
+            self.config.name,
+            len(self.frame),
+            self.config.coordinator,
+        )
+        self._send(endpoint, Envelope(kind=Kind.HELLO, sender=self.config.name, body=self._hello()))
+        last_beat = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                frames = endpoint.receive(timeout_s=0.1)
+                if frames is not None:
+                    self._handle(endpoint, frames)
+                self._finish_job(endpoint)
+                if time.monotonic() - last_beat >= self.config.heartbeat_interval_s:
+                    self._send(endpoint, self._heartbeat())
+                    last_beat = time.monotonic()
+        finally:
+            self._send(endpoint, Envelope(kind=Kind.BYE, sender=self.config.name))
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            endpoint.close()
+            log.info("party %s stopped", self.config.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+
+    def _send(self, endpoint: DealerEndpoint, envelope: Envelope, tensors: Params | None = None) -> None:
+        frames = encode(envelope, tensors)
+        if self.audit is not None:
+            self.audit.record(frames)
+        endpoint.send(frames)
+
+    # ---- requests ----
+    def _handle(self, endpoint: DealerEndpoint, frames: list[Any]) -> None:
+        try:
+            envelope, tensors = decode(frames)
+        except ProtocolError as error:
+            log.warning("ignored a malformed message from the coordinator: %s", error)
+            return
+        if envelope.kind == Kind.ERROR and envelope.body.get("code") == HELLO_REQUIRED:
+            self._send(endpoint, Envelope(kind=Kind.HELLO, sender=self.config.name, body=self._hello()))
+            return
+        if envelope.kind in (Kind.WELCOME, Kind.ERROR):
+            level = logging.WARNING if envelope.kind == Kind.ERROR else logging.INFO
+            log.log(level, "coordinator says %s: %s", envelope.kind.value, envelope.body)
+            if envelope.kind == Kind.WELCOME:
+                self._send(endpoint, self._heartbeat())
+            return
+        if envelope.kind == Kind.SHUTDOWN:
+            log.info("run %s finished", envelope.run_id)
+            return
+        if self._job is not None:
+            self._send(endpoint, self._error(envelope, "busy", "a previous request is still running"))
+            return
+        handlers = {
+            Kind.VALIDATE: self._validate,
+            Kind.PROFILE: self._profile,
+            Kind.TRAIN: self._train,
+            Kind.EVALUATE: self._evaluate,
+        }
+        handler = handlers.get(envelope.kind)
+        if handler is None:
+            self._send(endpoint, self._error(envelope, "kind", f"cannot handle {envelope.kind.value}"))
+            return
+        self._current = (envelope.run_id, envelope.round)
+        self._job = _Job(envelope, self._worker.submit(handler, envelope, tensors))
+
+    def _finish_job(self, endpoint: DealerEndpoint) -> None:
+        if self._job is None or not self._job.future.done():
+            return
+        job, self._job = self._job, None
+        try:
+            kind, body, tensors = job.future.result()
+            self._send(endpoint, job.request.reply(kind, self.config.name, body), tensors)
+        except ConsortiaError as error:
+            log.warning("request %s failed: %s", job.request.kind.value, error)
+            self._send(endpoint, self._error(job.request, type(error).__name__, str(error)))
+        except Exception as error:  # a bug here must not kill the daemon
+            log.exception("request %s crashed", job.request.kind.value)
+            self._send(endpoint, self._error(job.request, "internal", repr(error)))
+
+    def _validate(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        asked = parse_body(ValidateRequest, request.body)
+        contract = load_contract(asked.contract, asked.version)
+        summary = validate_dataset(read_dataset(self.config.data, contract), contract)
+        log.info("validated against %s: %s", contract.ref, "passed" if summary.success else "FAILED")
+        body = ValidationReply(summary=summary.model_dump(mode="json"), manifest=self.manifest.model_dump())
+        return Kind.VALIDATION, body.model_dump(), {}
+
+    def _profile(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        x = self.features.astype(np.float64)
+        sums = {"sum": x.sum(axis=0), "sum_sq": np.square(x).sum(axis=0)}
+        return Kind.PROFILE_RESULT, ProfileReply(count=len(x)).model_dump(), sums
+
+    def _train(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
+        asked = parse_body(TrainRequest, request.body)
+        started = time.perf_counter()
+        params, result = train_local(asked.model, tensors, self.features, self.labels, asked.training, request.round)
+        body = UpdateReply(
+            num_examples=result.num_examples,
+            metrics={"train_loss": result.loss},
+            seconds=time.perf_counter() - started,
+        )
+        log.info(
+            "round %d: trained on %d rows, loss %.4f",
+            request.round,
+            result.num_examples,
+            result.loss,
+        )
+        return Kind.UPDATE, body.model_dump(), params
+
+    def _evaluate(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
+        asked = parse_body(EvaluateRequest, request.body)
+        metrics = evaluate(asked.model, tensors, self.features, self.labels)
+        return (
+            Kind.EVALUATION,
+            EvaluationReply(num_examples=len(self.labels), metrics=metrics).model_dump(),
+            {},
+        )
+
+    # ---- messages ----
+    def _resources(self) -> Resources:
+        return Resources(
+            cores=os.cpu_count() or 1,
+            memory_mb=psutil.virtual_memory().total / 2**20,
+            cpu_percent=psutil.cpu_percent(interval=None),
+            versions={"torch": torch.__version__, "numpy": np.__version__},
+        )
+
+    def _hello(self) -> dict[str, Any]:
+        return Hello(manifest=self.manifest.model_dump(), resources=self._resources()).model_dump()
+
+    def _heartbeat(self) -> Envelope:
+        run_id, round_number = self._current
+        body = Heartbeat(
+            busy=self._job is not None,
+            run_id=run_id,
+            round=round_number,
+            resources=self._resources(),
+        )
+        return Envelope(kind=Kind.HEARTBEAT, sender=self.config.name, body=body.model_dump())
+
+    def _error(self, request: Envelope, code: str, message: str) -> Envelope:
+        body = ErrorReply(code=code[:64], message=message[:2000]).model_dump()
+        return request.reply(Kind.ERROR, self.config.name, body)

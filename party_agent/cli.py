@@ -1,0 +1,105 @@
+"""``party-agent``: the data owner's command line (init, check, run)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.config import dump_yaml
+from components.errors import ConsortiaError
+from components.transport import read_public_key, write_keypair
+from party_agent.config import PartyConfig, load_party_config
+
+app = typer.Typer(
+    help="Run a Consortia party next to your data. Rows never leave this machine.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Option(help="This party's name, as the federation config lists it.")],
+    data: Annotated[Path, typer.Option(help="The CSV with your rows (stays here).")],
+    contract: Annotated[str, typer.Option(help="Data contract name, e.g. breast_cancer.")],
+    coordinator_key: Annotated[str, typer.Option(help="The coordinator's CURVE public key (Z85, 40 chars).")],
+    coordinator: Annotated[str, typer.Option(help="Coordinator address.")] = "tcp://127.0.0.1:5555",
+    out: Annotated[Path | None, typer.Option(help="Folder for party.yaml and keys (default: next to the CSV).")] = None,
+) -> None:
+    """Write party.yaml and a CURVE key pair next to your data; prints the public key to share."""
+    folder = (out or data.resolve().parent).resolve()
+    public_path, secret_path = write_keypair(folder / "keys", name)
+    config = PartyConfig(
+        name=name,
+        data=data.resolve(),
+        contract=contract,
+        coordinator=coordinator,
+        coordinator_public_key=coordinator_key,
+        secret_key_file=secret_path,
+        audit_log=folder / "audit.bin",
+    )
+    path = dump_yaml(config, folder / "party.yaml")
+    public = read_public_key(public_path)
+    console.print(f"wrote {path}\nyour public key (give it to the federation's MLOps engineer): {public}")
+    typer.echo(public)
+
+
+@app.command()
+def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
+    """Check your CSV against its data contract locally; prints only a summary."""
+    from components.contracts import load_contract, read_dataset, validate_dataset
+
+    try:
+        party = load_party_config(config)
+        contract = load_contract(party.contract, party.contract_version)
+        summary = validate_dataset(read_dataset(party.data, contract), contract)
+    except ConsortiaError as error:
+        _fail(error)
+    table = Table(title=f"{party.name}: {contract.ref}, {summary.row_count} rows")
+    table.add_column("expectation")
+    table.add_column("column")
+    table.add_column("result")
+    for outcome in summary.outcomes:
+        table.add_row(
+            outcome.expectation,
+            outcome.column or "",
+            "pass" if outcome.success else "[red]FAIL[/red]",
+        )
+    Console().print(table)
+    if not summary.success:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option(help="party.yaml")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Join the coordinator and serve training requests until stopped (Ctrl-C)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    from party_agent.agent import PartyAgent
+
+    try:
+        agent = PartyAgent(load_party_config(config))
+    except ConsortiaError as error:
+        _fail(error)
+    agent.run()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,35 @@
+"""Party config: what a data owner writes (or ``party-agent init`` writes for them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.config import load_yaml_model, resolve
+
+
+class PartyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    data: Path
+    contract: str
+    contract_version: int | None = None
+    coordinator: str = "tcp://127.0.0.1:5555"
+    coordinator_public_key: str = Field(min_length=40, max_length=40)
+    secret_key_file: Path
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    audit_log: Path | None = Field(
+        default=None,
+        description="Append every byte this party sends to this file, so the owner can audit it.",
+    )
+
+
+def load_party_config(path: Path) -> PartyConfig:
+    config: PartyConfig = load_yaml_model(path, PartyConfig)
+    base = Path(path).resolve().parent
+    config.data = resolve(config.data, base)
+    config.secret_key_file = resolve(config.secret_key_file, base)
+    config.audit_log = resolve(config.audit_log, base)
+    return config
