@@ -53,6 +53,11 @@ class RunCheckpoints:
         return self.folder / "updates" / f"{round_number:04d}" / "meta.json"
 
     @property
+    def config(self) -> Path:
+        """The federation config the run started with (JSON, absolute paths): what resume reuses."""
+        return self.folder / "federation.json"
+
+    @property
     def state(self) -> Path:
         return self.folder / "state.json"
 

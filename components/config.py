@@ -65,7 +65,9 @@ class FederationConfig(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     rounds: int = Field(default=10, ge=1)
     min_parties: int = Field(default=1, ge=1)
+    fraction: float = Field(default=1.0, gt=0, le=1, description="share of online parties sampled per round")
     round_timeout_s: float = Field(default=120.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=15.0, gt=0, description="silence after which a party is offline")
     join_timeout_s: float = Field(default=120.0, gt=0)
     holdout: Path | None = None
     coordinator: CoordinatorConfig
@@ -73,6 +75,9 @@ class FederationConfig(_Strict):
     valuation: ValuationConfig = Field(default_factory=ValuationConfig)
     promotion: PromotionConfig
     max_message_mb: int = Field(default=256, ge=1)
+    max_update_norm: float | None = Field(
+        default=None, gt=0, description="reject updates farther than this (L2) from the global model"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FederationConfig:

@@ -78,6 +78,7 @@ class Coordinator:
     liveness_timeout_s: float = 30.0
     max_message_bytes: int = 256 << 20
     on_event: Callable[[str, str, dict[str, Any]], None] | None = None
+    boundary_checks: dict[Kind, ReplyCheck] = field(default_factory=dict)  # run on every message of a kind
     rejected: Counter[str] = field(default_factory=Counter)
     late: Counter[str] = field(default_factory=Counter)
 
@@ -114,9 +115,11 @@ class Coordinator:
     def _dispatch(self, party: str, peer: Peer, envelope: Envelope, tensors: Params, size: int) -> None:
         now = time.monotonic()
         info = self.parties[party]
-        info.routing_id = peer.routing_id
+        if (check := self.boundary_checks.get(envelope.kind)) is not None:
+            check(envelope, tensors)
         if envelope.kind == Kind.HELLO:
             info.hello = parse_body(Hello, envelope.body)
+            info.routing_id = peer.routing_id  # replies go to the connection that said hello last
             self.liveness.observe(party, now)
             self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
             self._emit(party, "hello", {"resources": info.hello.resources.model_dump()})
@@ -185,14 +188,16 @@ class Coordinator:
         self._endpoint.send(routing_id, frames)
         return frames_size(frames)
 
-    def wait_for_parties(self, names: list[str], minimum: int, timeout_s: float) -> list[str]:
-        """Block until every named party said hello (or ``minimum`` did when the timeout passes)."""
+    def wait_for_parties(self, names: list[str], minimum: int, timeout_s: float, wait_for_all: bool) -> list[str]:
+        """The connected parties among ``names``, waiting up to ``timeout_s`` for all of them
+        (``wait_for_all``) or for ``minimum`` of them; [] when fewer than ``minimum`` came."""
         deadline = time.monotonic() + timeout_s
+        wanted = len(names) if wait_for_all else minimum
         with self._changed:
             while True:
                 ready = [n for n in names if self.is_connected(n)]
                 remaining = deadline - time.monotonic()
-                if len(ready) == len(names) or remaining <= 0:
+                if len(ready) >= wanted or remaining <= 0:
                     return ready if len(ready) >= minimum else []
                 self._changed.wait(min(remaining, 0.5))
 

@@ -42,6 +42,7 @@ from components.protocol.bodies import (
     ValidationReply,
     parse_body,
 )
+from components.selection import select_parties
 from components.store import FederationStore
 from components.strategies import ClientUpdate, build_strategy
 from components.summary import Promotion, RoundMetrics, RoundRow, RunSummary
@@ -77,6 +78,7 @@ class FederationSession:
         self.layout = parameter_layout(self.spec)
         self.strategy = build_strategy(config.strategy.name, **config.strategy.options)
         self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
+        save_json(self.checkpoints.config, config.model_dump(mode="json"))
         self.store = FederationStore(workspace.store_url)
         self.tracker = RunTracker(workspace.tracking_uri, experiment=config.name)
         self.registry = ModelRegistry(workspace.tracking_uri)
@@ -92,6 +94,9 @@ class FederationSession:
             party_keys=config.party_by_key(),
             max_message_bytes=config.max_message_mb << 20,
             on_event=self._on_party_event,
+        )
+        self.coordinator.boundary_checks[Kind.UPDATE] = lambda _, tensors: check_update(
+            tensors, self.layout, None, None
         )
 
     # ---- setup ----
@@ -140,8 +145,11 @@ class FederationSession:
         self._save_summary()
         return self.summary.mlflow_run_id
 
-    def await_parties(self) -> list[str]:
-        ready = self.coordinator.wait_for_parties(self.party_names, self.config.min_parties, self.config.join_timeout_s)
+    def await_parties(self, wait_for_all: bool = False) -> list[str]:
+        """Connected parties: waits for every listed party (at the start) or for a quorum (later steps)."""
+        ready = self.coordinator.wait_for_parties(
+            self.party_names, self.config.min_parties, self.config.join_timeout_s, wait_for_all
+        )
         if not ready:
             raise PartyUnavailable(
                 f"fewer than {self.config.min_parties} parties connected within {self.config.join_timeout_s:.0f}s "
@@ -152,7 +160,7 @@ class FederationSession:
     # ---- validate ----
     def validate(self) -> dict[str, dict[str, Any]]:
         """Every connected party checks its own data against the contract; only summaries come back."""
-        parties = self.await_parties()
+        parties = self.await_parties(wait_for_all=True)
         body = ValidateRequest(contract=self.contract.name, version=self.contract.version).model_dump()
         exchange = self.coordinator.exchange(
             parties, Kind.VALIDATE, self.run_id, 0, body, timeout_s=self.config.round_timeout_s
@@ -226,7 +234,15 @@ class FederationSession:
         """Send the global model out, collect checked updates, aggregate; returns the new model's path."""
         started = time.perf_counter()
         current = load_arrays(self.checkpoints.global_params(round_number - 1))
-        parties = self.await_parties()
+        reputation = {row["name"]: row["reputation"] for row in self.store.party_rows()}
+        parties = select_parties(
+            self.await_parties(),
+            self.config.fraction,
+            self.config.min_parties,
+            reputation,
+            self.config.training.seed,
+            round_number,
+        )
         overrides = getattr(self.strategy, "training_overrides", dict)()
         training = self.config.training.model_copy(update=overrides)
         body = TrainRequest(model=self.spec, training=training).model_dump()
@@ -238,7 +254,7 @@ class FederationSession:
             body,
             tensors=current,
             timeout_s=self.config.round_timeout_s,
-            check=lambda envelope, tensors: check_update(tensors, self.layout, None, None),
+            check=lambda _, tensors: check_update(tensors, self.layout, self.config.max_update_norm, current),
         )
         updates = [
             ClientUpdate(

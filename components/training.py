@@ -46,8 +46,8 @@ def train_local(
     model = build_model(spec)
     set_params(model, params)
     anchor = [p.detach().clone() for p in model.parameters()] if training.proximal_mu > 0 else None
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    y = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
+    x = torch.tensor(np.asarray(features, dtype=np.float32))
+    y = torch.tensor(np.asarray(labels, dtype=np.int64))
     optimiser = torch.optim.SGD(model.parameters(), lr=training.learning_rate, momentum=training.momentum)
     generator = torch.Generator().manual_seed(training.seed * 100_003 + round_number)
     loss_fn = nn.CrossEntropyLoss()
@@ -75,7 +75,7 @@ def predict_proba(spec: ModelSpec, params: Mapping[str, np.ndarray], features: n
     set_params(model, params)
     model.eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+        logits = model(torch.tensor(np.asarray(features, dtype=np.float32)))
         return torch.softmax(logits, dim=-1).numpy()
 
 

@@ -177,6 +177,42 @@ def run(
 
 
 @app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue from its last finished round.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Continue a run that stopped (e.g. the coordinator died), keeping its round numbers and MLflow run."""
+    from components.checkpoints import RunCheckpoints
+
+    space = Workspace.at(workspace)
+    _setup_logging(space)
+    checkpoints = RunCheckpoints(space.checkpoints, run_id)
+    if not checkpoints.config.exists():
+        _fail(f"no checkpoints for run {run_id!r} in {space.checkpoints}")
+    federation = load_federation_config(checkpoints.config)
+    console.print(f"resuming {run_id} after round {max(checkpoints.last_round(), 0)} of {federation.rounds}")
+    try:
+        path = _run_with_progress(checkpoints.config, space, run_id, federation.rounds)
+    except Exception as error:
+        _fail(f"run {run_id} failed: {error}")
+    print_summary(RunSummary.read(path))
+    console.print(f"summary {path}")
+
+
+@app.command()
+def keys(
+    name: Annotated[str, typer.Argument(help="Key name, e.g. coordinator.")] = "coordinator",
+    out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.key_secret.")] = Path("keys"),
+) -> None:
+    """Create a CURVE key pair; prints the public key to give to the data owners."""
+    from components.transport import read_public_key, write_keypair
+
+    public_path, secret_path = write_keypair(out, name)
+    console.print(f"secret key {secret_path} (keep private)\npublic key {public_path}:")
+    typer.echo(read_public_key(public_path))
+
+
+@app.command()
 def runs(workspace: WorkspaceOption = None) -> None:
     """List the runs recorded in the workspace."""
     from components.store import FederationStore

@@ -1,0 +1,150 @@
+"""A real 2-party, 2-round federation: party processes, CURVE sockets, Prefect flow, MLflow, DVC, GE.
+
+One run (plus a second, weaker one) feeds several assertions: the summary, the registered
+champion, the Prefect database, and the party's audit trail of every byte it sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.summary import RunSummary
+from components.workspace import Workspace
+from flows.demo import prepare_demo
+from flows.processes import PartyProcesses
+from party_agent.audit import AuditLog
+
+pytestmark = pytest.mark.integration
+CANARIES = {"mean_radius": 123.456789, "mean_texture": 98.7654321, "worst_area": 4321.98765}
+
+
+def _consortia(*args: str, workspace: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_HOME": str(workspace / "prefect")}
+    return subprocess.run(
+        [sys.executable, "-m", "flows", *args, "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def _plant_canary(csv_path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(csv_path)
+    for column, value in CANARIES.items():
+        frame.loc[0, column] = value
+    frame.to_csv(csv_path, index=False)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ws")
+    workspace = Workspace.at(root)
+    layout = prepare_demo(workspace, parties=2, rounds=2, seed=1)
+    alpha_frame = _plant_canary(workspace.parties / "alpha" / "data" / "train.csv")
+    with PartyProcesses(layout.party_configs, workspace.logs):
+        first = _consortia("run", str(layout.federation_config), "--run-id", "first-run", workspace=root)
+        assert first.returncode == 0, first.stdout + first.stderr
+        # a weaker candidate: same federation, one round, a different initial model
+        config_text = layout.federation_config.read_text().replace("rounds: 2", "rounds: 1")
+        weaker = layout.federation_config.with_name("weaker.yaml")
+        weaker.write_text(config_text.replace("seed: 1\n", "seed: 7\n", 1))
+        second = _consortia("run", str(weaker), "--run-id", "second-run", workspace=root)
+        assert second.returncode == 0, second.stdout + second.stderr
+    return workspace, layout, alpha_frame, first, second
+
+
+def test_summary_has_the_documented_shape(federation):
+    workspace, _, _, first, _ = federation
+    summary = RunSummary.read(workspace.summary_path("first-run"))
+    assert summary.status == "completed"
+    assert [r.round for r in summary.rounds] == [1, 2]
+    assert all(sorted(r.participants) == ["alpha", "beta"] for r in summary.rounds)
+    assert all(r.bytes_up > 0 and r.bytes_down > 0 for r in summary.rounds)
+    assert summary.final_metrics.accuracy > 0.85
+    assert set(summary.contributions) == {"alpha", "beta"}
+    assert set(summary.manifests) == {"alpha", "beta"}
+    assert summary.promotion.decision == "promoted" and summary.promotion.version == 1
+    assert "final held-out accuracy" in first.stdout
+
+
+def test_second_weaker_run_keeps_the_champion_and_says_why(federation):
+    workspace, *_, second = federation
+    first = RunSummary.read(workspace.summary_path("first-run"))
+    summary = RunSummary.read(workspace.summary_path("second-run"))
+    if summary.final_metrics.accuracy > first.final_metrics.accuracy:
+        pytest.fail("the one-round candidate unexpectedly beat the two-round champion; pick another seed")
+    assert summary.promotion.decision == "kept"
+    assert summary.promotion.version == 1
+    assert "champion kept" in summary.promotion.reason
+    assert "kept" in second.stdout
+
+
+def test_champion_loads_from_registry_and_predicts(federation):
+    workspace, layout, *_ = federation
+    import mlflow
+
+    mlflow.set_tracking_uri(workspace.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/consortia-breast-cancer@champion")
+    holdout = pd.read_csv(layout.holdout)
+    features = holdout.drop(columns=["diagnosis"]).astype("float32")
+    proba = np.asarray(model.predict(features))
+    assert proba.shape == (len(holdout), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert (proba.argmax(axis=1) == holdout["diagnosis"].to_numpy()).mean() > 0.85
+    assert model.metadata.signature is not None
+
+
+def test_prefect_recorded_the_flow_and_task_runs(federation):
+    workspace, *_ = federation
+    script = """
+import asyncio, json
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+async def main():
+    async with get_client() as client:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["first-run"])))
+        tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [runs[0].id]}))
+        print(json.dumps({"state": runs[0].state.type.value, "tasks": sorted(t.name for t in tasks),
+                          "task_states": sorted({t.state.type.value for t in tasks})}))
+asyncio.run(main())
+"""
+    env = {**os.environ, "PREFECT_HOME": str(workspace.prefect_home)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["state"] == "COMPLETED"
+    assert record["task_states"] == ["COMPLETED"]
+    names = record["tasks"]
+    for step in ("validate-contracts", "initialise-model", "value-contributions", "promote-model"):
+        assert any(n.startswith(step) for n in names), (step, names)
+    assert sum(n.startswith("train-round") for n in names) == 2
+    assert sum(n.startswith("evaluate-round") for n in names) == 2
+
+
+def test_no_data_row_and_no_pickle_leaves_the_party(federation):
+    workspace, _, alpha_frame, *_ = federation
+    messages = list(AuditLog.read(workspace.parties / "alpha" / "audit.bin"))
+    kinds = [json.loads(frames[0])["kind"] for frames in messages]  # every header is a JSON envelope
+    assert kinds.count("update") == 3 and "validation" in kinds and "profile_result" in kinds
+    blob = b"".join(b"".join(frames) for frames in messages)
+    for value in CANARIES.values():
+        for needle in (np.float64(value).tobytes(), np.float32(value).tobytes(), repr(value).encode()):
+            assert needle not in blob
+    features = alpha_frame.drop(columns=["diagnosis"]).to_numpy()
+    for row in features[:50]:
+        assert row.astype(np.float32).tobytes() not in blob
+        assert row.astype(np.float64).tobytes() not in blob
+    for line in (workspace.parties / "alpha" / "data" / "train.csv").read_text().splitlines()[1:50]:
+        assert line.encode() not in blob
+    assert not any(frame[:2] in (b"\x80\x04", b"\x80\x05") for frames in messages for frame in frames)

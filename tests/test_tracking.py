@@ -1,0 +1,100 @@
+"""Tracking and registry against a real SQLite MLflow store in a temporary folder."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.model import ModelSpec, ProbabilityModel, build_model
+from components.tracking import ModelRegistry, RunTracker
+
+FEATURES = ["a", "b", "c", "d"]
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch) -> str:
+    monkeypatch.chdir(tmp_path)  # anything MLflow might write relative to the cwd stays in tmp_path
+    return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+
+
+@pytest.mark.integration
+def test_log_register_alias_and_serve_champion(tracking_uri: str, tmp_path: Path, monkeypatch):
+    import mlflow  # after components.tracking, which sets MLflow's import-time flags (telemetry, log level)
+
+    (tmp_path / "mlflow").mkdir()
+    tracker = RunTracker(tracking_uri, experiment="federation-test")
+    run_id = tracker.start("run-1", tags={"consortia.run_id": "run-1"})
+    tracker.log_params({"rounds": 2, "training": {"lr": 0.1, "optimizer": {"name": "sgd"}}})
+    tracker.log_metrics({"accuracy": 0.5}, step=1)
+    tracker.log_metrics({"accuracy": 0.75}, step=2)
+    tracker.set_tags({"promotion.decision": "promoted"})
+    tracker.log_json({"run_id": "run-1", "rounds": []}, "summary.json")
+    model = ProbabilityModel(build_model(ModelSpec(n_features=4, n_classes=3, hidden=[5]))).eval()
+    example = pd.DataFrame(np.arange(12, dtype=np.float32).reshape(3, 4), columns=FEATURES)
+
+    model_uri = tracker.log_model(model, example)
+    registry = ModelRegistry(tracking_uri)
+    version = registry.register(model_uri, "consortia-test", tags={"metric.accuracy": "0.750000"})
+    registry.set_alias("consortia-test", "champion", version)
+    tracker.finish()
+
+    run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"rounds": "2", "training.lr": "0.1", "training.optimizer.name": "sgd"}
+    assert run.data.metrics == {"accuracy": 0.75}
+    assert run.data.tags["promotion.decision"] == "promoted"
+    assert run.info.artifact_uri.startswith((tmp_path / "mlflow" / "artifacts").as_uri())
+    summary_file = Path(run.info.artifact_uri.removeprefix("file://")) / "summary.json"
+    assert json.loads(summary_file.read_text()) == {"run_id": "run-1", "rounds": []}
+
+    champion = registry.version_by_alias("consortia-test", "champion")
+    assert champion is not None
+    assert (champion.version, champion.run_id, champion.aliases) == (1, run_id, ["champion"])
+    assert champion.tags == {"metric.accuracy": "0.750000"}
+    assert registry.version_by_alias("consortia-test", "staging") is None
+    assert registry.version_by_alias("no-such-model", "champion") is None
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", tracking_uri)
+    served = mlflow.pyfunc.load_model("models:/consortia-test@champion")
+    five_rows = pd.DataFrame(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4), columns=FEATURES)
+    probabilities = served.predict(five_rows)
+    assert served.metadata.get_input_schema().inputs[0].shape == (-1, 4)
+    assert np.asarray(probabilities).shape == (5, 3)
+    np.testing.assert_allclose(np.asarray(probabilities).sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.integration
+def test_versions_list_every_registration_and_resume_reopens_a_run(tracking_uri: str, tmp_path: Path):
+    import mlflow  # after components.tracking, which sets MLflow's import-time flags (telemetry, log level)
+
+    (tmp_path / "mlflow").mkdir()
+    tracker = RunTracker(tracking_uri, experiment="federation-test")
+    run_id = tracker.start("run-2", tags={})
+    model = ProbabilityModel(build_model(ModelSpec(n_features=4, n_classes=2, hidden=[3]))).eval()
+    one_row = pd.DataFrame([[0.0, 1.0, 2.0, 3.0]], columns=FEATURES, dtype=np.float32)
+    model_uri = tracker.log_model(model, one_row)
+    registry = ModelRegistry(tracking_uri)
+    first = registry.register(model_uri, "consortia-test", tags={})
+    second = registry.register(model_uri, "consortia-test", tags={"note": "again"})
+    registry.set_alias("consortia-test", "champion", second)
+    tracker.finish("FAILED")
+
+    resumed = RunTracker(tracking_uri, experiment="federation-test")
+    resumed.resume(run_id)
+    resumed.log_metrics({"loss": 0.25}, step=3)
+    resumed.finish()
+
+    assert (first, second) == (1, 2)
+    assert [(v.version, v.aliases, v.tags) for v in registry.versions("consortia-test")] == [
+        (1, [], {}),
+        (2, ["champion"], {"note": "again"}),
+    ]
+    assert registry.versions("no-such-model") == []
+    run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    assert (run.info.status, run.data.metrics) == ("FINISHED", {"loss": 0.25})
+    served = mlflow.pyfunc.load_model(model_uri)
+    three_rows = pd.DataFrame(np.zeros((3, 4), dtype=np.float32), columns=FEATURES)
+    assert np.asarray(served.predict(three_rows)).shape == (3, 2)
