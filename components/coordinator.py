@@ -21,13 +21,12 @@ from components.liveness import Liveness
 from components.params import Params
 from components.protocol import Envelope, Kind, decode, encode, frames_size
 from components.protocol.bodies import ErrorReply, Heartbeat, Hello, parse_body
-from components.protocol.messages import REQUEST_REPLY
+from components.protocol.messages import HELLO_REQUIRED, REQUEST_REPLY
 from components.transport import KeyPair, Peer, RouterEndpoint
 
 log = logging.getLogger(__name__)
 
 COORDINATOR = "coordinator"
-HELLO_REQUIRED = "hello_required"
 ReplyCheck = Callable[[Envelope, Params], None]
 
 
@@ -87,10 +86,11 @@ class Coordinator:
         self.parties: dict[str, PartyInfo] = {name: PartyInfo() for name in self.party_keys.values()}
         self._pending: dict[str, _Pending] = {}
         self._changed = threading.Condition()
+        self.admitted: set[str] = set(self.party_keys)
         self._endpoint = RouterEndpoint(
             self.bind,
             self.keys,
-            is_allowed=lambda key: key in self.party_keys,
+            is_allowed=lambda key: key in self.admitted,
             on_message=self._on_message,
             max_message_bytes=self.max_message_bytes,
         )
@@ -99,7 +99,7 @@ class Coordinator:
     # ---- incoming (I/O thread) ----
     def _on_message(self, peer: Peer, frames: list[Any]) -> None:
         party = self.party_keys.get(peer.public_key)
-        if party is None:
+        if party is None or peer.public_key not in self.admitted:
             return  # ZAP already refuses unknown keys; nothing is ever sent back to them
         size = frames_size(frames)
         try:
@@ -122,7 +122,7 @@ class Coordinator:
             info.routing_id = peer.routing_id  # replies go to the connection that said hello last
             self.liveness.observe(party, now)
             self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
-            self._emit(party, "hello", {"resources": info.hello.resources.model_dump()})
+            self._emit(party, "hello", info.hello.model_dump())
         elif envelope.kind == Kind.HEARTBEAT:
             info.last_heartbeat = parse_body(Heartbeat, envelope.body)
             self.liveness.observe(party, now, busy=info.last_heartbeat.busy)
@@ -133,6 +133,15 @@ class Coordinator:
         elif envelope.kind == Kind.BYE:
             self.liveness.leave(party)
             self._emit(party, "bye", {})
+        elif envelope.kind == Kind.REGISTER:
+            profile = parse_body(Hello, envelope.body)
+            self._emit(party, "register", profile.model_dump())
+            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"registered": party}))
+        elif envelope.kind == Kind.LEAVE:
+            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
+            self.liveness.leave(party)
+            self.admitted.discard(peer.public_key)  # from now on this key gets nothing back
+            self._emit(party, "leave", {})
         elif envelope.kind in (*REQUEST_REPLY.values(), Kind.ERROR):
             self.liveness.observe(party, now)
             self._settle(party, envelope, tensors, size)

@@ -42,8 +42,9 @@ from components.protocol.bodies import (
     ValidationReply,
     parse_body,
 )
+from components.reputation import ReputationInputs, update_reputation
 from components.selection import select_parties
-from components.store import FederationStore
+from components.store import FederationStore, anonymous_name
 from components.strategies import ClientUpdate, build_strategy
 from components.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 from components.tracking import ModelRegistry, RunTracker
@@ -86,6 +87,7 @@ class FederationSession:
         self.summary = self._load_or_start_summary()
         self.party_names = [p.name for p in config.parties]
         self._round_drafts: dict[int, dict[str, Any]] = {}
+        self.left: set[str] = set()  # parties that left during this run: only anonymous statistics remain
         for party in config.parties:
             self.store.upsert_party(party.name, party.public_key)
         self.coordinator = Coordinator(
@@ -95,6 +97,8 @@ class FederationSession:
             max_message_bytes=config.max_message_mb << 20,
             on_event=self._on_party_event,
         )
+        self.coordinator.rejected.update(self.summary.rejected_messages)  # counts survive a resume
+        self.coordinator.late.update(self.summary.late_messages)
         self.coordinator.boundary_checks[Kind.UPDATE] = lambda _, tensors: check_update(
             tensors, self.layout, None, None
         )
@@ -119,10 +123,18 @@ class FederationSession:
         )
 
     def _on_party_event(self, party: str, event: str, detail: dict[str, Any]) -> None:
-        if event in ("hello", "heartbeat"):
+        if event in ("hello", "register"):
+            key = next(k for k, name in self.config.party_by_key().items() if name == party)
+            self.store.upsert_party(party, key, manifest=detail["manifest"], resources=detail["resources"])
+            self.store.mark_party(party, "online")
+        elif event == "heartbeat":
             self.store.mark_party(party, "online", detail.get("resources"))
         elif event == "bye":
             self.store.mark_party(party, "offline")
+        elif event == "leave":
+            self.left.add(party)
+            self.store.delete_party(party)
+            self.party_names = [p for p in self.party_names if p != party]
 
     def start_tracking(self) -> str:
         """Open (or reopen, on resume) the run's one MLflow run and record the run in the store."""
@@ -307,8 +319,8 @@ class FederationSession:
             },
             step=round_number,
         )
+        self._save_summary()  # first: it anonymises parties that left
         self.store.record_round(self.run_id, row.model_dump())
-        self._save_summary()
         return row
 
     def evaluate_global(self, params: Params, round_number: int) -> dict[str, float]:
@@ -340,16 +352,39 @@ class FederationSession:
             updates = self._load_updates(row.round)
             start = load_arrays(self.checkpoints.global_params(row.round - 1))
             result = value_round(method, updates, start, self._utility, self.config.valuation.options)
-            self.summary.round_contributions[row.round] = result.values
-            self.store.record_contributions(self.run_id, row.round, result.values, method)
+            self.summary.round_contributions[row.round] = self._public(result.values)
+            self.store.record_contributions(self.run_id, row.round, self._public(result.values), method)
             for party, value in result.values.items():
                 totals[party] = totals.get(party, 0.0) + value
+        totals = self._public(totals)
         self.summary.contributions = totals
         self.summary.valuation_method = method
         self.store.record_contributions(self.run_id, 0, totals, method)
         self.tracker.log_metrics({f"contribution.{p}": v for p, v in totals.items()}, step=self.config.rounds)
         self._save_summary()
         return totals
+
+    def update_reputation(self) -> dict[str, float]:
+        """Fold this run's liveness, rejected messages and contribution into each party's reputation."""
+        positive = {p: max(v, 0.0) for p, v in self.summary.contributions.items()}
+        total = sum(positive.values())
+        for party in self.party_names:
+            answered = sum(party in row.participants for row in self.summary.rounds)
+            inputs = ReputationInputs(
+                rounds_answered=answered,
+                rounds_missed=len(self.summary.rounds) - answered,
+                rejected_messages=self.coordinator.rejected[party],
+                contribution_share=positive.get(party, 0.0) / total if total > 0 else 0.0,
+                parties=len(self.party_names),
+            )
+            new = update_reputation(self.store.reputation_of(party), inputs)
+            self.store.record_reputation(self.run_id, party, new, inputs.model_dump())
+            self.summary.reputation[party] = new
+        self.tracker.log_metrics(
+            {f"reputation.{p}": v for p, v in self.summary.reputation.items()}, step=self.config.rounds
+        )
+        self._save_summary()
+        return self.summary.reputation
 
     def _utility(self, params: Params) -> float:
         """Utility of a coalition's model: held-out accuracy (federated metric without a holdout)."""
@@ -410,6 +445,8 @@ class FederationSession:
         """Write the summary everywhere it belongs, version the final model, release the parties."""
         self.summary.status = status
         self.summary.finished_at = datetime.now(UTC).isoformat()
+        self.summary.rejected_messages = dict(self.coordinator.rejected)
+        self.summary.late_messages = dict(self.coordinator.late)
         path = self._save_summary()
         if status == "completed":
             metadata = MetadataRepo(self.workspace.metadata_repo, self.workspace.metadata_remote)
@@ -422,11 +459,16 @@ class FederationSession:
         self.tracker.log_json(self.summary.model_dump(mode="json"), "summary.json")
         self.tracker.finish("FINISHED" if status == "completed" else "FAILED")
         self.store.finish_run(self.run_id, status, self.summary.mlflow_run_id, str(path))
+        for party in self.left:  # again at the end: rows written while the party was leaving
+            self.store.delete_party(party)
         self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
         return path
 
     def close(self) -> None:
+        """Release the socket; parties are offline for this coordinator from now on."""
         self.coordinator.close()
+        for party in self.party_names:
+            self.store.mark_party(party, "offline")
 
     # ---- helpers ----
     def _raise_if_unanswered(self, exchange: Exchange, step: str) -> None:
@@ -471,5 +513,20 @@ class FederationSession:
             for party, info in sorted(meta.items())
         ]
 
+    def _public(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` keyed by party, with parties that left renamed to their anonymous names."""
+        return {anonymous_name(p) if p in self.left else p: v for p, v in values.items()}
+
     def _save_summary(self) -> Path:
+        if self.left:  # forget who left: drop their metadata, keep anonymous statistics
+            summary = self.summary
+            for party in self.left:
+                summary.manifests.pop(party, None)
+                summary.validation.pop(party, None)
+            for row in summary.rounds:
+                row.participants = [anonymous_name(p) if p in self.left else p for p in row.participants]
+                row.party_metrics = self._public(row.party_metrics)
+                row.rejected = self._public(row.rejected)
+            summary.contributions = self._public(summary.contributions)
+            summary.round_contributions = {r: self._public(v) for r, v in summary.round_contributions.items()}
         return self.summary.write(self.workspace.summary_path(self.run_id))

@@ -5,6 +5,7 @@ SQLite in the workspace by default; any SQLAlchemy URL (e.g. PostgreSQL) works t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +88,31 @@ validations = Table(
     Column("summary", JSON, nullable=False),
     Column("manifest", JSON, nullable=False),
 )
+
+
+reputation_history = Table(
+    "reputation_history",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("party", String(64), primary_key=True),
+    Column("reputation", Float, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+party_stats = Table(
+    "party_stats",
+    metadata,
+    Column("party", String(64), primary_key=True),
+    Column("rounds_joined", Integer, nullable=False, default=0),
+    Column("rounds_missed", Integer, nullable=False, default=0),
+    Column("rejected_messages", Integer, nullable=False, default=0),
+)
+
+
+def anonymous_name(party: str) -> str:
+    """The name a party's run statistics keep after it left the federation."""
+    return f"left-{hashlib.sha256(party.encode()).hexdigest()[:8]}"
 
 
 def _now() -> datetime:
@@ -210,6 +236,68 @@ class FederationStore:
                         method=method,
                     )
                 )
+
+    def record_reputation(self, run_id: str, party: str, reputation: float, inputs: dict[str, Any]) -> None:
+        """Store a party's new reputation, its history row, and add the run's counts to its totals."""
+        with self.engine.begin() as conn:
+            conn.execute(parties.update().where(parties.c.name == party).values(reputation=reputation))
+            conn.execute(
+                delete(reputation_history).where(
+                    (reputation_history.c.run_id == run_id) & (reputation_history.c.party == party)
+                )
+            )
+            conn.execute(
+                reputation_history.insert().values(
+                    run_id=run_id, party=party, reputation=reputation, inputs=inputs, recorded_at=_now()
+                )
+            )
+            totals = conn.execute(select(party_stats).where(party_stats.c.party == party)).first()
+            counts = {
+                "rounds_joined": inputs["rounds_answered"],
+                "rounds_missed": inputs["rounds_missed"],
+                "rejected_messages": inputs["rejected_messages"],
+            }
+            if totals is None:
+                conn.execute(party_stats.insert().values(party=party, **counts))
+            else:
+                conn.execute(
+                    party_stats.update()
+                    .where(party_stats.c.party == party)
+                    .values(**{k: getattr(totals, k) + v for k, v in counts.items()})
+                )
+
+    def reputation_of(self, party: str) -> float:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(parties.c.reputation).where(parties.c.name == party)).first()
+        return float(row.reputation) if row else 0.5
+
+    def delete_party(self, party: str) -> None:
+        """A party left: delete its profile, key, manifests and history; keep run statistics, anonymised."""
+        alias = anonymous_name(party)
+        with self.engine.begin() as conn:
+            conn.execute(delete(parties).where(parties.c.name == party))
+            conn.execute(delete(validations).where(validations.c.party == party))
+            conn.execute(delete(reputation_history).where(reputation_history.c.party == party))
+            conn.execute(delete(party_stats).where(party_stats.c.party == party))
+            conn.execute(contributions.update().where(contributions.c.party == party).values(party=alias))
+            for row in conn.execute(select(rounds.c.run_id, rounds.c.round, rounds.c.participants)).all():
+                if party in row.participants:
+                    named = [alias if p == party else p for p in row.participants]
+                    conn.execute(
+                        rounds.update()
+                        .where((rounds.c.run_id == row.run_id) & (rounds.c.round == row.round))
+                        .values(participants=named)
+                    )
+
+    def party_overview(self) -> list[dict[str, Any]]:
+        """Parties with their lifetime counts (for ``consortia parties`` and the dashboard)."""
+        query = (
+            select(parties, party_stats.c.rounds_joined, party_stats.c.rounds_missed, party_stats.c.rejected_messages)
+            .select_from(parties.outerjoin(party_stats, parties.c.name == party_stats.c.party))
+            .order_by(parties.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def party_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

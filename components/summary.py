@@ -55,6 +55,9 @@ class RunSummary(BaseModel):
     round_contributions: dict[int, dict[str, float]] = Field(default_factory=dict)
     valuation_method: str = "leave_one_out"
     rewards: dict[str, float] = Field(default_factory=dict)
+    reputation: dict[str, float] = Field(default_factory=dict)
+    rejected_messages: dict[str, int] = Field(default_factory=dict)
+    late_messages: dict[str, int] = Field(default_factory=dict)
     promotion: Promotion | None = None
     manifests: dict[str, str] = Field(default_factory=dict)
 

@@ -98,7 +98,7 @@ class RouterEndpoint:
         self._router.curve_server = True
         self._router.curve_secretkey = keys.secret.encode("ascii")
         self._router.curve_publickey = keys.public.encode("ascii")
-        self._router.maxmsgsize = max_message_bytes
+        self._router.maxmsgsize = 2 * max_message_bytes  # beyond this libzmq drops the peer; below, decode counts it
         self._router.router_mandatory = True
         self._router.linger = 0
         self._router.bind(bind)
@@ -136,10 +136,10 @@ class RouterEndpoint:
                 message = self._outbox_in.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            try:
-                self._router.send_multipart(message, copy=False)
+            try:  # never block: a peer that stops reading must not stall the coordinator
+                self._router.send_multipart(message, flags=zmq.NOBLOCK, copy=False)
             except zmq.ZMQError as error:
-                log.warning("dropped a message to an unreachable peer: %s", error)
+                log.warning("dropped a message to an unreachable or saturated peer: %s", error)
 
     def _receive_incoming(self) -> None:
         while True:

@@ -201,6 +201,41 @@ def resume(
 
 
 @app.command()
+def parties(workspace: WorkspaceOption = None) -> None:
+    """Parties known to the federation store: status, last heartbeat, resources, rounds, reputation."""
+    from components.store import FederationStore
+
+    store = FederationStore(Workspace.at(workspace).store_url)
+    table = Table(title="parties")
+    for column in (
+        "party",
+        "status",
+        "last heartbeat",
+        "cores",
+        "memory MB",
+        "joined",
+        "missed",
+        "rejected",
+        "reputation",
+    ):
+        table.add_column(column)
+    for row in store.party_overview():
+        resources = row["resources"] or {}
+        table.add_row(
+            row["name"],
+            row["status"],
+            str(row["last_seen"] or "")[:19],
+            str(resources.get("cores", "")),
+            f"{resources.get('memory_mb', 0):.0f}",
+            str(row["rounds_joined"] or 0),
+            str(row["rounds_missed"] or 0),
+            str(row["rejected_messages"] or 0),
+            f"{row['reputation']:.3f}",
+        )
+    console.print(table)
+
+
+@app.command()
 def keys(
     name: Annotated[str, typer.Argument(help="Key name, e.g. coordinator.")] = "coordinator",
     out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.key_secret.")] = Path("keys"),

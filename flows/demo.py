@@ -14,7 +14,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from components.contracts import load_contract, split_features
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 
@@ -27,6 +26,7 @@ from components.config import (
     PromotionConfig,
     dump_yaml,
 )
+from components.contracts import load_contract, split_features
 from components.model import ModelSpec, build_model, get_params
 from components.partition import partition
 from components.summary import RoundMetrics

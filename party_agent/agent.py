@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
-from components.contracts import load_contract, read_dataset, split_features, validate_dataset
 
-from components.coordinator import HELLO_REQUIRED
-from components.errors import ConsortiaError, ProtocolError
+from components.contracts import load_contract, read_dataset, split_features, validate_dataset
+from components.errors import ConsortiaError, PartyUnavailable, ProtocolError
 from components.manifest import build_manifest
 from components.params import Params
 from components.protocol import Envelope, Kind, decode, encode
@@ -39,6 +38,7 @@ from components.protocol.bodies import (
     ValidationReply,
     parse_body,
 )
+from components.protocol.messages import HELLO_REQUIRED
 from components.training import evaluate, train_local
 from components.transport import DealerEndpoint, read_keypair
 from party_agent.audit import AuditLog
@@ -208,6 +208,10 @@ class PartyAgent:
             versions={"torch": torch.__version__, "numpy": np.__version__},
         )
 
+    def profile(self) -> dict[str, Any]:
+        """What registration tells the coordinator: manifest and resources, never rows."""
+        return self._hello()
+
     def _hello(self) -> dict[str, Any]:
         return Hello(manifest=self.manifest.model_dump(), resources=self._resources()).model_dump()
 
@@ -224,3 +228,31 @@ class PartyAgent:
     def _error(self, request: Envelope, code: str, message: str) -> Envelope:
         body = ErrorReply(code=code[:64], message=message[:2000]).model_dump()
         return request.reply(Kind.ERROR, self.config.name, body)
+
+
+def announce(config: PartyConfig, kind: Kind, body: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send one REGISTER (with the profile) or LEAVE and wait for the coordinator's acknowledgement."""
+    endpoint = DealerEndpoint(config.coordinator, config.coordinator_public_key, read_keypair(config.secret_key_file))
+    audit = AuditLog(config.audit_log) if config.audit_log else None
+    try:
+        request = Envelope(kind=kind, sender=config.name, body=body)
+        frames = encode(request)
+        if audit is not None:
+            audit.record(frames)
+        endpoint.send(frames)
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            received = endpoint.receive(timeout_s=remaining)
+            if received is None:
+                break
+            reply, _ = decode(received)
+            if reply.reply_to == request.message_id:
+                if reply.kind == Kind.ERROR:
+                    raise ProtocolError(f"coordinator refused: {reply.body}", code="refused")
+                return reply.body
+        raise PartyUnavailable(
+            f"no answer from {config.coordinator} within {timeout_s:.0f}s "
+            "(is a federation running, and is this party's key in its config?)"
+        )
+    finally:
+        endpoint.close()

@@ -81,6 +81,37 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
         raise typer.Exit(code=1)
 
 
+def _announce(config: Path, leave: bool, timeout: float) -> None:
+    from components.protocol import Kind
+    from party_agent.agent import PartyAgent, announce
+
+    try:
+        party = load_party_config(config)
+        body = {} if leave else PartyAgent(party).profile()
+        answer = announce(party, Kind.LEAVE if leave else Kind.REGISTER, body, timeout_s=timeout)
+    except ConsortiaError as error:
+        _fail(error)
+    console.print(f"coordinator acknowledged: {answer}")
+
+
+@app.command()
+def register(
+    config: Annotated[Path, typer.Option(help="party.yaml")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the coordinator.")] = 30.0,
+) -> None:
+    """Send your profile (name, key, resources, dataset manifest; never rows) to the coordinator's registry."""
+    _announce(config, leave=False, timeout=timeout)
+
+
+@app.command()
+def leave(
+    config: Annotated[Path, typer.Option(help="party.yaml")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the coordinator.")] = 30.0,
+) -> None:
+    """Leave the federation: the coordinator deletes your profile and key and keeps only anonymous statistics."""
+    _announce(config, leave=True, timeout=timeout)
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Option(help="party.yaml")],

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 PROTOCOL_VERSION = 1
 ALLOWED_DTYPES = ("float32", "float64", "int64", "uint32", "uint64")
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
+HELLO_REQUIRED = "hello_required"  # error code: the coordinator does not know this party yet (e.g. it restarted)
 
 
 class Kind(StrEnum):
@@ -29,7 +30,9 @@ class Kind(StrEnum):
     EVALUATION = "evaluation"  # reply: metrics only
     ERROR = "error"  # reply: a typed error instead of content
     SHUTDOWN = "shutdown"  # coordinator tells a party the federation is over
-    BYE = "bye"  # party leaves
+    BYE = "bye"  # party disconnects (it may come back)
+    REGISTER = "register"  # party records or updates its profile in the coordinator's registry
+    LEAVE = "leave"  # party leaves the federation: its profile and key are deleted
 
 
 REQUEST_REPLY = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from components.params import Params
 
@@ -26,8 +26,35 @@ class Strategy(Protocol):
 
     def aggregate(self, round_number: int, current: Params, updates: Sequence[ClientUpdate]) -> Params: ...
 
+    def training_overrides(self) -> dict[str, Any]:
+        """Local-training settings the strategy needs parties to use (e.g. FedProx's ``proximal_mu``)."""
+        ...
+
     def state(self) -> Params:
         """Arrays the strategy carries between rounds (for checkpoints); empty if stateless."""
         ...
 
     def load_state(self, state: Params) -> None: ...
+
+
+class Stateless:
+    """Mixin for strategies that carry nothing between rounds and change nothing in local training."""
+
+    def training_overrides(self) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> Params:
+        return {}
+
+    def load_state(self, state: Params) -> None:
+        return None
+
+
+def with_prefix(state: Params, prefix: str) -> Params:
+    """A wrapped strategy's state, renamed ``prefix + name`` so it can sit beside the wrapper's own."""
+    return {prefix + name: array for name, array in state.items()}
+
+
+def without_prefix(state: Params, prefix: str) -> Params:
+    """The part of ``state`` whose names start with ``prefix``, with the prefix removed."""
+    return {name[len(prefix) :]: array for name, array in state.items() if name.startswith(prefix)}

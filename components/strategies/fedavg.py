@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from components.aggregation import WeightedMean
 from components.params import Params
@@ -17,6 +18,9 @@ class FedAvg:
         for update in updates:
             acc.add(update.params, float(update.num_examples))
         return acc.result()
+
+    def training_overrides(self) -> dict[str, Any]:
+        return {}
 
     def state(self) -> Params:
         return {}

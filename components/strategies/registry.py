@@ -1,4 +1,10 @@
-"""Strategy lookup by the name used in federation configs."""
+"""Strategy lookup by the name used in federation configs.
+
+Options are plain keywords, e.g. ``build_strategy("trimmed_mean", beta=0.2)``. The wrappers
+``clipping`` and ``dp`` take the wrapped strategy's name as ``inner`` and its options as
+``inner_options``: ``build_strategy("dp", inner="fedadam", inner_options={"server_learning_rate": 0.03},
+clip_norm=1.0, noise_multiplier=1.0)``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,34 @@ from collections.abc import Callable
 from typing import Any
 
 from components.strategies.base import Strategy
+from components.strategies.clipping import NormClipping
+from components.strategies.dp import DifferentialPrivacy
 from components.strategies.fedavg import FedAvg
+from components.strategies.fedopt import FedAdagrad, FedAdam, FedYogi
+from components.strategies.fedprox import FedProx
+from components.strategies.median import CoordinateMedian
+from components.strategies.multikrum import MultiKrum
+from components.strategies.trimmed_mean import TrimmedMean
+
+
+def _wrapper(wrap: Callable[..., Strategy]) -> Callable[..., Strategy]:
+    def build(inner: str = "fedavg", inner_options: dict[str, Any] | None = None, **options: Any) -> Strategy:
+        return wrap(build_strategy(inner, **(inner_options or {})), **options)
+
+    return build
+
 
 _FACTORIES: dict[str, Callable[..., Strategy]] = {
     "fedavg": FedAvg,
+    "fedprox": FedProx,
+    "fedadam": FedAdam,
+    "fedyogi": FedYogi,
+    "fedadagrad": FedAdagrad,
+    "median": CoordinateMedian,
+    "trimmed_mean": TrimmedMean,
+    "multikrum": MultiKrum,
+    "clipping": _wrapper(NormClipping),
+    "dp": _wrapper(DifferentialPrivacy),
 }
 
 

@@ -1,0 +1,73 @@
+"""Shared set-up for integration tests: a prepared demo workspace and the real CLIs as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from components.config import dump_yaml, load_federation_config
+from components.workspace import Workspace
+from flows.demo import DemoLayout, prepare_demo
+
+
+def make_federation(root: Path, parties: int, rounds: int, **overrides: Any) -> tuple[Workspace, DemoLayout]:
+    """A demo workspace whose federation.yaml has ``overrides`` applied (e.g. round_timeout_s=5)."""
+    workspace = Workspace.at(root)
+    layout = prepare_demo(workspace, parties=parties, rounds=rounds, seed=0)
+    config = load_federation_config(layout.federation_config)
+    training = overrides.pop("training", {})
+    config = config.model_copy(update={**overrides, "training": config.training.model_copy(update=training)})
+    dump_yaml(config, layout.federation_config)
+    return workspace, layout
+
+
+def consortia_command(*args: str, workspace: Path) -> list[str]:
+    return [sys.executable, "-m", "flows", *args, "--workspace", str(workspace)]
+
+
+def consortia_env(workspace: Path) -> dict[str, str]:
+    return {**os.environ, "PREFECT_HOME": str(workspace / "prefect")}
+
+
+def run_consortia(*args: str, workspace: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        consortia_command(*args, workspace=workspace),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=consortia_env(workspace),
+    )
+
+
+def start_consortia(*args: str, workspace: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start the coordinator in its own process group (so a test can SIGKILL all of it)."""
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            consortia_command(*args, workspace=workspace),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=consortia_env(workspace),
+            start_new_session=True,
+        )
+
+
+def rounds_done(workspace: Workspace, run_id: str) -> list[dict[str, Any]]:
+    path = workspace.summary_path(run_id)
+    try:
+        return json.loads(path.read_text())["rounds"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return []
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,100 @@
+"""Strategies chosen by name, on updates a person can check by hand."""
+
+import numpy as np
+import pytest
+
+from components.strategies import ClientUpdate, build_strategy, strategy_names
+
+
+def update(party: str, *values: float, examples: int = 1) -> ClientUpdate:
+    return ClientUpdate(party, {"w": np.array(values, dtype=np.float32)}, num_examples=examples)
+
+
+def zeros(size: int) -> dict[str, np.ndarray]:
+    return {"w": np.zeros(size, dtype=np.float32)}
+
+
+def test_every_strategy_of_the_issue_is_registered():
+    expected = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "median", "trimmed_mean", "multikrum"}
+    assert expected | {"clipping", "dp"} == set(strategy_names())
+
+
+def test_options_are_given_by_name():
+    assert build_strategy("trimmed_mean", beta=0.1).beta == 0.1
+    with pytest.raises(TypeError):
+        build_strategy("median", beta=0.1)
+
+
+def test_fedprox_averages_like_fedavg_and_asks_for_the_proximal_term():
+    strategy = build_strategy("fedprox", mu=0.1)
+    out = strategy.aggregate(1, zeros(1), [update("a", 1.0, examples=1), update("b", 5.0, examples=3)])
+    np.testing.assert_allclose(out["w"], [4.0])
+    assert strategy.training_overrides() == {"proximal_mu": 0.1}
+    assert build_strategy("fedavg").training_overrides() == {}
+
+
+# Reddi et al. 2021 by hand: x=0, one update with delta (1, -2), beta1=beta2=0.5, tau=0.5, eta=1,
+# so m = 0.5 * delta = (0.5, -1) and v starts at tau^2 = 0.25.
+@pytest.mark.parametrize(
+    ("name", "v"),
+    [
+        ("fedadagrad", [0.25 + 1, 0.25 + 4]),  # v + delta^2
+        ("fedadam", [0.5 * 0.25 + 0.5 * 1, 0.5 * 0.25 + 0.5 * 4]),  # b2 v + (1 - b2) delta^2
+        ("fedyogi", [0.25 + 0.5 * 1, 0.25 + 0.5 * 4]),  # v - (1 - b2) delta^2 sign(v - delta^2), sign = -1
+    ],
+)
+def test_server_optimisers_first_step_by_hand(name, v):
+    strategy = build_strategy(name, server_learning_rate=1.0, beta1=0.5, beta2=0.5, tau=0.5)
+    out = strategy.aggregate(1, zeros(2), [update("a", 1.0, -2.0)])
+    expected = np.array([0.5, -1.0]) / (np.sqrt(v) + 0.5)
+    np.testing.assert_allclose(out["w"], expected, rtol=1e-6)
+    assert out["w"].dtype == np.float32
+
+
+def test_yogi_second_moment_shrinks_slowly_when_deltas_get_small():
+    strategy = build_strategy("fedyogi", server_learning_rate=1.0, beta1=0.0, beta2=0.5, tau=0.5)
+    strategy.aggregate(1, zeros(1), [update("a", 2.0)])  # v = 0.25 + 0.5 * 4 = 2.25
+    strategy.aggregate(2, zeros(1), [update("a", 1.0)])  # v - 0.5 * 1 * sign(2.25 - 1) = 1.75
+    np.testing.assert_allclose(strategy.state()["v.w"], [1.75])
+
+
+def test_server_optimiser_state_survives_a_checkpoint():
+    first = build_strategy("fedadam", server_learning_rate=0.1)
+    first.aggregate(1, zeros(2), [update("a", 1.0, -2.0)])
+    resumed = build_strategy("fedadam", server_learning_rate=0.1)
+    resumed.load_state(first.state())
+    after_first = first.aggregate(2, zeros(2), [update("a", 0.5, 0.5)])
+    after_resumed = resumed.aggregate(2, zeros(2), [update("a", 0.5, 0.5)])
+    np.testing.assert_array_equal(after_first["w"], after_resumed["w"])
+    assert set(first.state()) == {"m.w", "v.w"}
+
+
+def test_median_strategy_ignores_one_wild_party():
+    updates = [update("a", 1.0), update("b", 2.0), update("evil", -1e6)]
+    np.testing.assert_array_equal(build_strategy("median").aggregate(1, zeros(1), updates)["w"], [1.0])
+
+
+def test_trimmed_mean_strategy():
+    updates = [update(p, v) for p, v in zip("abcde", [1.0, 2.0, 3.0, 4.0, 1e6], strict=True)]
+    out = build_strategy("trimmed_mean", beta=0.2).aggregate(1, zeros(1), updates)
+    np.testing.assert_allclose(out["w"], [3.0])  # mean of 2, 3, 4
+
+
+def test_multikrum_strategy_keeps_n_minus_f_by_default():
+    updates = [update(p, v, examples=1) for p, v in zip("abcdef", [0.0, 1.0, 2.0, 3.0, -50.0, 80.0], strict=True)]
+    out = build_strategy("multikrum", f=2).aggregate(1, zeros(1), updates[:4] + [update("g", 1.5)] + updates[4:])
+    np.testing.assert_allclose(out["w"], [(0 + 1 + 2 + 3 + 1.5) / 5])
+
+
+def test_clipping_wraps_any_strategy():
+    strategy = build_strategy("clipping", max_norm=1.0)  # inner defaults to fedavg
+    out = strategy.aggregate(1, zeros(2), [update("a", 3.0, 4.0), update("b", 0.0, 0.5)])
+    np.testing.assert_allclose(out["w"], [(0.6 + 0.0) / 2, (0.8 + 0.5) / 2])
+
+
+def test_clipping_passes_options_and_state_to_the_inner_strategy():
+    strategy = build_strategy("clipping", max_norm=10.0, inner="fedprox", inner_options={"mu": 0.5})
+    assert strategy.training_overrides() == {"proximal_mu": 0.5}
+    adam = build_strategy("clipping", max_norm=10.0, inner="fedadam")
+    adam.aggregate(1, zeros(1), [update("a", 1.0)])
+    assert set(adam.state()) == {"m.w", "v.w"}
