@@ -74,6 +74,7 @@ class FederationConfig(_Strict):
     parties: list[PartyEntry] = Field(min_length=1)
     valuation: ValuationConfig = Field(default_factory=ValuationConfig)
     promotion: PromotionConfig
+    privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
     max_update_norm: float | None = Field(
         default=None, gt=0, description="reject updates farther than this (L2) from the global model"

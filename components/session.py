@@ -20,7 +20,7 @@ from components.checkpoints import RunCheckpoints, load_arrays, save_arrays, sav
 from components.config import FederationConfig
 from components.contracts import Contract, load_contract, read_dataset, split_features
 from components.coordinator import Coordinator, Exchange
-from components.errors import ContractError, PartyUnavailable, QuorumNotReached
+from components.errors import ConfigError, ContractError, PartyUnavailable, QuorumNotReached
 from components.model import (
     ModelSpec,
     ProbabilityModel,
@@ -45,7 +45,8 @@ from components.protocol.bodies import (
 from components.reputation import ReputationInputs, update_reputation
 from components.selection import select_parties
 from components.store import FederationStore, anonymous_name
-from components.strategies import ClientUpdate, build_strategy
+from components.strategies import ClientUpdate, Strategy, build_strategy
+from components.strategies.dp import DifferentialPrivacy
 from components.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 from components.tracking import ModelRegistry, RunTracker
 from components.training import evaluate
@@ -77,7 +78,7 @@ class FederationSession:
             seed=config.model.seed,
         )
         self.layout = parameter_layout(self.spec)
-        self.strategy = build_strategy(config.strategy.name, **config.strategy.options)
+        self.strategy = self._build_strategy()
         self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
         save_json(self.checkpoints.config, config.model_dump(mode="json"))
         self.store = FederationStore(workspace.store_url)
@@ -104,6 +105,26 @@ class FederationSession:
         )
 
     # ---- setup ----
+    def _build_strategy(self) -> Strategy:
+        options = dict(self.config.strategy.options)
+        if self.config.strategy.name == "dp":  # fitted input statistics are not trained: never add noise to them
+            options.setdefault("frozen", [n for n in self.layout if n.startswith("standardize.")])
+        try:
+            return build_strategy(self.config.strategy.name, **options)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"strategy {self.config.strategy.name!r}: {error}") from None
+
+    def privacy_budget(self, parties: list[str]) -> tuple[float | None, float]:
+        """The tightest epsilon budget and delta among ``parties`` (None: nobody declared a budget)."""
+        budgets = [
+            info.hello.privacy_budget
+            for p in parties
+            if (info := self.coordinator.parties.get(p)) and info.hello and info.hello.privacy_budget
+        ]
+        if not budgets:
+            return None, self.config.privacy_delta
+        return min(b.epsilon for b in budgets), min(b.delta for b in budgets)
+
     def _load_holdout(self) -> tuple[np.ndarray, np.ndarray, pd.DataFrame] | None:
         if self.config.holdout is None:
             return None
@@ -257,7 +278,9 @@ class FederationSession:
         )
         overrides = getattr(self.strategy, "training_overrides", dict)()
         training = self.config.training.model_copy(update=overrides)
-        body = TrainRequest(model=self.spec, training=training).model_dump()
+        epsilon_after, delta = self._check_privacy(parties)
+        body = TrainRequest(model=self.spec, training=training, epsilon_after_round=epsilon_after, delta=delta)
+        body = body.model_dump()
         exchange = self.coordinator.exchange(
             parties,
             Kind.TRAIN,
@@ -296,8 +319,20 @@ class FederationSession:
             "bytes_up": exchange.bytes_up,
             "bytes_down": exchange.bytes_down,
             "seconds": time.perf_counter() - started,
+            "epsilon": self.strategy.epsilon(delta) if isinstance(self.strategy, DifferentialPrivacy) else None,
         }
         return self.checkpoints.global_params(round_number)
+
+    def _check_privacy(self, parties: list[str]) -> tuple[float | None, float]:
+        """Epsilon after the coming round (None without DP); BudgetExceeded before a round that would overspend."""
+        budget, delta = self.privacy_budget(parties)
+        if not isinstance(self.strategy, DifferentialPrivacy):
+            return None, delta
+        if budget is not None:
+            self.strategy.check_budget(budget, delta)
+        dp = self.strategy
+        after = dp.accountant.epsilon_after(dp.accounted_noise_multiplier, dp.accounted_sample_rate, 1, delta)
+        return after, delta
 
     def evaluate_round(self, round_number: int) -> RoundRow:
         """Evaluate the round's new global model, then record and checkpoint the finished round."""
@@ -322,6 +357,18 @@ class FederationSession:
         self._save_summary()  # first: it anonymises parties that left
         self.store.record_round(self.run_id, row.model_dump())
         return row
+
+    @property
+    def final_round(self) -> int:
+        """The last finished round (the configured count, unless the run stopped early)."""
+        return max((row.round for row in self.summary.rounds), default=0)
+
+    def stop_early(self, reason: str) -> None:
+        """Train no more rounds; the remaining steps use the last finished round."""
+        log.warning("run %s stops training after round %d: %s", self.run_id, self.final_round, reason)
+        self.summary.stopped_early = reason
+        self.tracker.set_tags({"stopped_early": reason[:500]})
+        self._save_summary()
 
     def evaluate_global(self, params: Params, round_number: int) -> dict[str, float]:
         """Held-out metrics at the coordinator, or the example-weighted mean of the parties' own metrics."""
@@ -394,8 +441,8 @@ class FederationSession:
     def promote(self) -> Promotion:
         """Log and register the final model; move the alias only if it beats the current champion."""
         cfg = self.config.promotion
-        final = load_arrays(self.checkpoints.global_params(self.config.rounds))
-        metrics = self.evaluate_global(final, self.config.rounds)
+        final = load_arrays(self.checkpoints.global_params(self.final_round))
+        metrics = self.evaluate_global(final, self.final_round)
         self.summary.final_metrics = RoundMetrics(**metrics)
         model = build_model(self.spec)
         set_params(model, final)
@@ -452,7 +499,7 @@ class FederationSession:
             metadata = MetadataRepo(self.workspace.metadata_repo, self.workspace.metadata_remote)
             model_copy = save_arrays(
                 self.workspace.metadata_repo / "models" / f"{self.run_id}.npz",
-                load_arrays(self.checkpoints.global_params(self.config.rounds)),
+                load_arrays(self.checkpoints.global_params(self.final_round)),
             )
             metadata.track(model_copy)
             metadata.push()

@@ -53,6 +53,7 @@ class RunSummary(BaseModel):
     centralized_baseline: RoundMetrics | None = None
     contributions: dict[str, float] = Field(default_factory=dict)
     round_contributions: dict[int, dict[str, float]] = Field(default_factory=dict)
+    stopped_early: str | None = None
     valuation_method: str = "leave_one_out"
     rewards: dict[str, float] = Field(default_factory=dict)
     reputation: dict[str, float] = Field(default_factory=dict)

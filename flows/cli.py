@@ -73,6 +73,9 @@ def print_summary(summary: RunSummary) -> None:
         "bytes down",
     ):
         table.add_column(column, justify="right")
+    private = any(row.epsilon is not None for row in summary.rounds)
+    if private:
+        table.add_column("epsilon", justify="right")
     for row in summary.rounds:
         table.add_row(
             str(row.round),
@@ -83,6 +86,7 @@ def print_summary(summary: RunSummary) -> None:
             f"{row.seconds:.2f}",
             f"{row.bytes_up:,}",
             f"{row.bytes_down:,}",
+            *([f"{row.epsilon:.3f}"] if private and row.epsilon is not None else []),
         )
     console.print(table)
     contributions = Table(title=f"contributions ({summary.valuation_method})")
@@ -97,6 +101,8 @@ def print_summary(summary: RunSummary) -> None:
         if summary.centralized_baseline:
             line += f" (centralized baseline {summary.centralized_baseline.accuracy:.4f})"
         console.print(line)
+    if summary.stopped_early:
+        console.print(f"[yellow]stopped early:[/yellow] {summary.stopped_early}")
     if summary.promotion:
         p = summary.promotion
         console.print(f"promotion: [bold]{p.decision}[/bold] {p.model_name} v{p.version} @{p.alias}: {p.reason}")

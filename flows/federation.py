@@ -15,7 +15,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from components.config import load_federation_config
-from components.errors import is_retryable
+from components.errors import BudgetExceeded, is_retryable
 from components.session import FederationSession
 from components.summary import RoundRow
 from components.workspace import Workspace
@@ -95,7 +95,11 @@ def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
         validate_contracts(run_id)
         first = initialise_model(run_id)
         for round_number in range(first, config.rounds + 1):
-            train_round(run_id, round_number)
+            try:
+                train_round(run_id, round_number)
+            except BudgetExceeded as error:  # a privacy budget ends training, not the run
+                session.stop_early(str(error))
+                break
             row = evaluate_round(run_id, round_number)
             if (hook := _ROUND_HOOKS.get(run_id)) is not None:
                 hook(row)

@@ -20,7 +20,7 @@ import psutil
 import torch
 
 from components.contracts import load_contract, read_dataset, split_features, validate_dataset
-from components.errors import ConsortiaError, PartyUnavailable, ProtocolError
+from components.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
 from components.manifest import build_manifest
 from components.params import Params
 from components.protocol import Envelope, Kind, decode, encode
@@ -175,6 +175,12 @@ class PartyAgent:
 
     def _train(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(TrainRequest, request.body)
+        budget = self.config.privacy_budget
+        if budget is not None and (asked.epsilon_after_round is None or asked.epsilon_after_round > budget.epsilon):
+            raise BudgetExceeded(
+                f"refusing round {request.round}: epsilon after it would be {asked.epsilon_after_round} "
+                f"(none = not differentially private), this dataset's budget is {budget.epsilon}"
+            )
         started = time.perf_counter()
         params, result = train_local(asked.model, tensors, self.features, self.labels, asked.training, request.round)
         body = UpdateReply(
@@ -213,7 +219,10 @@ class PartyAgent:
         return self._hello()
 
     def _hello(self) -> dict[str, Any]:
-        return Hello(manifest=self.manifest.model_dump(), resources=self._resources()).model_dump()
+        hello = Hello(
+            manifest=self.manifest.model_dump(), resources=self._resources(), privacy_budget=self.config.privacy_budget
+        )
+        return hello.model_dump()
 
     def _heartbeat(self) -> Envelope:
         run_id, round_number = self._current

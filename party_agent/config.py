@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.config import load_yaml_model, resolve
+from components.protocol.bodies import PrivacyBudget
 
 
 class PartyConfig(BaseModel):
@@ -20,6 +21,9 @@ class PartyConfig(BaseModel):
     coordinator_public_key: str = Field(min_length=40, max_length=40)
     secret_key_file: Path
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    privacy_budget: PrivacyBudget | None = Field(
+        default=None, description="Refuse to train in a run whose differential-privacy spend would exceed this."
+    )
     audit_log: Path | None = Field(
         default=None,
         description="Append every byte this party sends to this file, so the owner can audit it.",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.config import dump_yaml, load_federation_config
+from components.config import FederationConfig, dump_yaml, load_federation_config
 from components.workspace import Workspace
 from flows.demo import DemoLayout, prepare_demo
 
@@ -19,10 +19,10 @@ def make_federation(root: Path, parties: int, rounds: int, **overrides: Any) -> 
     """A demo workspace whose federation.yaml has ``overrides`` applied (e.g. round_timeout_s=5)."""
     workspace = Workspace.at(root)
     layout = prepare_demo(workspace, parties=parties, rounds=rounds, seed=0)
-    config = load_federation_config(layout.federation_config)
-    training = overrides.pop("training", {})
-    config = config.model_copy(update={**overrides, "training": config.training.model_copy(update=training)})
-    dump_yaml(config, layout.federation_config)
+    data = load_federation_config(layout.federation_config).model_dump(mode="json")
+    data["training"].update(overrides.pop("training", {}))
+    data.update(overrides)
+    dump_yaml(FederationConfig.model_validate(data), layout.federation_config)
     return workspace, layout
 
 

@@ -24,9 +24,17 @@ class Resources(_Body):
     versions: dict[str, str] = Field(default_factory=dict)
 
 
+class PrivacyBudget(_Body):
+    """The most privacy a data owner lets a run spend on its dataset."""
+
+    epsilon: float = Field(gt=0)
+    delta: float = Field(gt=0, lt=1)
+
+
 class Hello(_Body):
     manifest: dict[str, Any]
     resources: Resources = Field(default_factory=Resources)
+    privacy_budget: PrivacyBudget | None = None
 
 
 class Heartbeat(_Body):
@@ -55,6 +63,8 @@ class ProfileReply(_Body):
 class TrainRequest(_Body):
     model: ModelSpec
     training: TrainingSpec
+    epsilon_after_round: float | None = Field(default=None, ge=0, description="DP spend if this round runs")
+    delta: float | None = None
 
 
 class UpdateReply(_Body):
