@@ -47,6 +47,16 @@ class ValuationConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+SECURE_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad")
+
+
+class SecureAggregationConfig(_Strict):
+    """Pairwise-masked updates: the coordinator only learns the sum of each round's updates."""
+
+    enabled: bool = False
+    threshold_fraction: float = Field(default=0.66, gt=0, le=1, description="share of parties needed to unmask")
+
+
 class PromotionConfig(_Strict):
     model_name: str
     metric: str = "accuracy"
@@ -73,6 +83,7 @@ class FederationConfig(_Strict):
     coordinator: CoordinatorConfig
     parties: list[PartyEntry] = Field(min_length=1)
     valuation: ValuationConfig = Field(default_factory=ValuationConfig)
+    secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
     promotion: PromotionConfig
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
@@ -88,6 +99,11 @@ class FederationConfig(_Strict):
         keys = [p.public_key for p in self.parties]
         if len(set(keys)) != len(keys):
             raise ValueError("party public keys must be unique")
+        if self.secure_aggregation.enabled and self.strategy.name not in SECURE_STRATEGIES:
+            raise ValueError(
+                f"strategy {self.strategy.name!r} needs every party's update; with secure aggregation the "
+                f"coordinator sees only their sum: use one of {SECURE_STRATEGIES}"
+            )
         if self.min_parties > len(self.parties):
             raise ValueError(f"min_parties={self.min_parties} exceeds the {len(self.parties)} parties listed")
         return self

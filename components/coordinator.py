@@ -224,8 +224,11 @@ class Coordinator:
         tensors: Mapping[str, np.ndarray] | None = None,
         timeout_s: float = 60.0,
         check: ReplyCheck | None = None,
+        bodies: Mapping[str, dict[str, Any]] | None = None,
     ) -> Exchange:
-        """Send one request to each party and collect replies until all answered or the deadline."""
+        """Send one request to each party and collect replies until all answered or the deadline.
+
+        ``bodies`` gives some parties their own body (merged over ``body``)."""
         expected = REQUEST_REPLY[kind]
         sent: dict[str, str] = {}
         bytes_down = 0
@@ -235,7 +238,8 @@ class Coordinator:
             if info.routing_id is None:
                 errors[party] = "not connected"
                 continue
-            envelope = Envelope(kind=kind, run_id=run_id, round=round_number, sender=COORDINATOR, body=body)
+            own = {**body, **bodies[party]} if bodies and party in bodies else body
+            envelope = Envelope(kind=kind, run_id=run_id, round=round_number, sender=COORDINATOR, body=own)
             with self._changed:
                 self._pending[envelope.message_id] = _Pending(party, expected, run_id, round_number, check)
             sent[party] = envelope.message_id

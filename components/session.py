@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from components.protocol.bodies import (
     parse_body,
 )
 from components.reputation import ReputationInputs, update_reputation
+from components.secure_round import SecureRound, check_secure_reply, vector_length
 from components.selection import select_parties
 from components.store import FederationStore, anonymous_name
 from components.strategies import ClientUpdate, Strategy, build_strategy
@@ -52,7 +54,7 @@ from components.tracking import ModelRegistry, RunTracker
 from components.training import evaluate
 from components.transport import read_keypair
 from components.update_checks import check_update
-from components.valuation import value_round
+from components.valuation import methods_under_secure_aggregation, value_round
 from components.versioning import MetadataRepo
 from components.workspace import Workspace
 
@@ -100,9 +102,13 @@ class FederationSession:
         )
         self.coordinator.rejected.update(self.summary.rejected_messages)  # counts survive a resume
         self.coordinator.late.update(self.summary.late_messages)
+        self.secure = config.secure_aggregation.enabled
+        update_layout = {"masked": ((vector_length(self.layout),), "uint64")} if self.secure else self.layout
         self.coordinator.boundary_checks[Kind.UPDATE] = lambda _, tensors: check_update(
-            tensors, self.layout, None, None
+            tensors, update_layout, None, None
         )
+        for kind in (Kind.SECAGG_KEYS, Kind.SECAGG_SHARES, Kind.SECAGG_REVEAL):
+            self.coordinator.boundary_checks[kind] = check_secure_reply
 
     # ---- setup ----
     def _build_strategy(self) -> Strategy:
@@ -281,6 +287,17 @@ class FederationSession:
         epsilon_after, delta = self._check_privacy(parties)
         body = TrainRequest(model=self.spec, training=training, epsilon_after_round=epsilon_after, delta=delta)
         body = body.model_dump()
+        if self.secure:
+            draft = self._secure_round(round_number, parties, body, current)
+        else:
+            draft = self._plain_round(round_number, parties, body, current)
+        draft["seconds"] = time.perf_counter() - started
+        draft["epsilon"] = self.strategy.epsilon(delta) if isinstance(self.strategy, DifferentialPrivacy) else None
+        self._round_drafts[round_number] = draft
+        return self.checkpoints.global_params(round_number)
+
+    def _plain_round(self, round_number: int, parties: list[str], body: dict[str, Any], current: Params) -> dict:
+        """Every party's checked update reaches the strategy; updates are kept for valuation."""
         exchange = self.coordinator.exchange(
             parties,
             Kind.TRAIN,
@@ -291,37 +308,51 @@ class FederationSession:
             timeout_s=self.config.round_timeout_s,
             check=lambda _, tensors: check_update(tensors, self.layout, self.config.max_update_norm, current),
         )
-        updates = [
-            ClientUpdate(
-                party=party,
-                params=reply.tensors,
-                num_examples=parse_body(UpdateReply, reply.envelope.body).num_examples,
-                metrics=parse_body(UpdateReply, reply.envelope.body).metrics,
-            )
-            for party, reply in sorted(exchange.replies.items())
-        ]
+        updates = []
+        for party, reply in sorted(exchange.replies.items()):
+            answer = parse_body(UpdateReply, reply.envelope.body)
+            updates.append(ClientUpdate(party, reply.tensors, answer.num_examples, answer.metrics))
+        problems = {**exchange.errors, **{p: "no reply before deadline" for p in exchange.missing}}
         if len(updates) < self.config.min_parties:
             raise QuorumNotReached(
-                f"round {round_number}: {len(updates)} usable updates, need {self.config.min_parties} "
-                f"(missing: {exchange.missing}, refused: {exchange.errors})"
+                f"round {round_number}: {len(updates)} usable updates, need {self.config.min_parties} ({problems})"
             )
-        new_params = self.strategy.aggregate(round_number, current, updates)
+        save_arrays(
+            self.checkpoints.global_params(round_number), self.strategy.aggregate(round_number, current, updates)
+        )
         self._save_updates(round_number, updates)
-        save_arrays(self.checkpoints.global_params(round_number), new_params)
-        self._round_drafts[round_number] = {
+        return {
             "round": round_number,
             "participants": [u.party for u in updates],
             "party_metrics": {u.party: dict(u.metrics) for u in updates},
-            "rejected": {
-                **exchange.errors,
-                **{p: "no reply before deadline" for p in exchange.missing},
-            },
+            "rejected": problems,
             "bytes_up": exchange.bytes_up,
             "bytes_down": exchange.bytes_down,
-            "seconds": time.perf_counter() - started,
-            "epsilon": self.strategy.epsilon(delta) if isinstance(self.strategy, DifferentialPrivacy) else None,
         }
-        return self.checkpoints.global_params(round_number)
+
+    def _secure_round(self, round_number: int, parties: list[str], body: dict[str, Any], current: Params) -> dict:
+        """Only the sum of the masked updates is ever known here; the strategy sees it as one update."""
+        threshold = max(2, math.ceil(self.config.secure_aggregation.threshold_fraction * len(parties)))
+        secure = SecureRound(
+            self.coordinator, self.run_id, round_number, self.layout, threshold, self.config.round_timeout_s
+        )
+        result = secure.run(parties, body, current)
+        if len(result.participants) < self.config.min_parties:
+            raise QuorumNotReached(
+                f"round {round_number}: {len(result.participants)} masked updates, need {self.config.min_parties}"
+            )
+        summed = ClientUpdate("secure-sum", result.params, result.total_examples)
+        save_arrays(
+            self.checkpoints.global_params(round_number), self.strategy.aggregate(round_number, current, [summed])
+        )
+        return {
+            "round": round_number,
+            "participants": result.participants,
+            "party_metrics": {},
+            "rejected": result.problems,
+            "bytes_up": result.bytes_up,
+            "bytes_down": result.bytes_down,
+        }
 
     def _check_privacy(self, parties: list[str]) -> tuple[float | None, float]:
         """Epsilon after the coming round (None without DP); BudgetExceeded before a round that would overspend."""
@@ -394,6 +425,14 @@ class FederationSession:
     def value_contributions(self) -> dict[str, float]:
         """Value each party's updates round by round (from stored updates) and sum over rounds."""
         method = self.config.valuation.method
+        if self.secure:
+            self.summary.valuation_method = (
+                "none: with secure aggregation the coordinator holds only each round's sum, and every valuation "
+                f"method needs per-party updates (available under secure aggregation: "
+                f"{methods_under_secure_aggregation() or 'none'})"
+            )
+            self._save_summary()
+            return {}
         totals = dict.fromkeys(self.party_names, 0.0)
         for row in sorted(self.summary.rounds, key=lambda r: r.round):
             updates = self._load_updates(row.round)

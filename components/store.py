@@ -312,6 +312,16 @@ class FederationStore:
             query = select(rounds).where(rounds.c.run_id == run_id).order_by(rounds.c.round)
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def validation_rows(self) -> list[dict[str, Any]]:
+        """Every party's validation in every run, with the run's start time, newest run first."""
+        query = (
+            select(validations, runs.c.started_at)
+            .join(runs, runs.c.run_id == validations.c.run_id, isouter=True)
+            .order_by(runs.c.started_at.desc(), validations.c.party)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()

@@ -22,6 +22,7 @@ import torch
 from components.contracts import load_contract, read_dataset, split_features, validate_dataset
 from components.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
 from components.manifest import build_manifest
+from components.model import parameter_layout
 from components.params import Params
 from components.protocol import Envelope, Kind, decode, encode
 from components.protocol.bodies import (
@@ -39,6 +40,8 @@ from components.protocol.bodies import (
     parse_body,
 )
 from components.protocol.messages import HELLO_REQUIRED
+from components.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
+from components.secure_round import encode_update
 from components.training import evaluate, train_local
 from components.transport import DealerEndpoint, read_keypair
 from party_agent.audit import AuditLog
@@ -68,6 +71,7 @@ class PartyAgent:
         self._job: _Job | None = None
         self._stop = threading.Event()
         self._current = ("", 0)
+        self._secagg: tuple[tuple[str, int], SecAggClient] | None = None
 
     # ---- main loop ----
     def run(self) -> None:
@@ -138,6 +142,9 @@ class PartyAgent:
             Kind.PROFILE: self._profile,
             Kind.TRAIN: self._train,
             Kind.EVALUATE: self._evaluate,
+            Kind.SECAGG_SETUP: self._secagg_setup,
+            Kind.SECAGG_ROSTER: self._secagg_share,
+            Kind.SECAGG_UNMASK: self._secagg_reveal,
         }
         handler = handlers.get(envelope.kind)
         if handler is None:
@@ -194,7 +201,34 @@ class PartyAgent:
             result.num_examples,
             result.loss,
         )
+        if asked.secagg_bundle is not None:  # send only a masked vector; the coordinator learns just the sum
+            bundle = parse_body(ShareBundle, asked.secagg_bundle)
+            vector = encode_update(params, parameter_layout(asked.model), result.num_examples)
+            masked = self._secagg_client(request).masked_input(bundle, vector)
+            return Kind.UPDATE, body.model_dump(), {"masked": np.frombuffer(masked.masked, dtype="<u8")}
         return Kind.UPDATE, body.model_dump(), params
+
+    # ---- secure aggregation (one SecAggClient per run and round) ----
+    def _secagg_client(self, request: Envelope) -> SecAggClient:
+        if self._secagg is None or self._secagg[0] != (request.run_id, request.round):
+            raise ProtocolError("no secure-aggregation round in progress for this run and round", code="secagg")
+        return self._secagg[1]
+
+    def _secagg_setup(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        config = parse_body(SecAggConfig, request.body.get("config", {}))
+        client = SecAggClient(self.config.name, config)
+        self._secagg = ((request.run_id, request.round), client)
+        return Kind.SECAGG_KEYS, client.advertise_keys().model_dump(mode="json"), {}
+
+    def _secagg_share(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        roster = parse_body(KeyRoster, request.body.get("roster", {}))
+        return Kind.SECAGG_SHARES, self._secagg_client(request).share_keys(roster).model_dump(mode="json"), {}
+
+    def _secagg_reveal(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        unmask = parse_body(UnmaskRequest, request.body.get("request", {}))
+        shares = self._secagg_client(request).unmask(unmask)
+        self._secagg = None
+        return Kind.SECAGG_REVEAL, shares.model_dump(mode="json"), {}
 
     def _evaluate(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(EvaluateRequest, request.body)

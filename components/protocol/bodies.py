@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -63,6 +64,9 @@ class ProfileReply(_Body):
 class TrainRequest(_Body):
     model: ModelSpec
     training: TrainingSpec
+    secagg_bundle: dict[str, Any] | None = Field(
+        default=None, description="secure aggregation: the shares for this party; reply with a masked vector"
+    )
     epsilon_after_round: float | None = Field(default=None, ge=0, description="DP spend if this round runs")
     delta: float | None = None
 
@@ -88,9 +92,11 @@ class ErrorReply(_Body):
 
 
 def parse_body(model: type[BodyT], body: dict[str, Any]) -> BodyT:
-    """Validate a body against its model, raising ProtocolError with the first problem."""
+    """Validate a body against its model, raising ProtocolError with the first problem.
+
+    Validation runs in JSON mode, so bytes fields arrive as base64 text as they were sent."""
     try:
-        return model.model_validate(body)
+        return model.model_validate_json(json.dumps(body))
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"

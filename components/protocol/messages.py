@@ -28,6 +28,12 @@ class Kind(StrEnum):
     UPDATE = "update"  # reply: new local weights plus metrics
     EVALUATE = "evaluate"  # request: evaluate the given weights locally
     EVALUATION = "evaluation"  # reply: metrics only
+    SECAGG_SETUP = "secagg_setup"  # request: start a secure-aggregation round (config); reply: SECAGG_KEYS
+    SECAGG_KEYS = "secagg_keys"  # reply: the party's public keys for this round
+    SECAGG_ROSTER = "secagg_roster"  # request: everyone's public keys; reply: SECAGG_SHARES
+    SECAGG_SHARES = "secagg_shares"  # reply: encrypted Shamir shares for the other parties
+    SECAGG_UNMASK = "secagg_unmask"  # request: who survived; reply: SECAGG_REVEAL
+    SECAGG_REVEAL = "secagg_reveal"  # reply: the shares that remove the masks from the sum
     ERROR = "error"  # reply: a typed error instead of content
     SHUTDOWN = "shutdown"  # coordinator tells a party the federation is over
     BYE = "bye"  # party disconnects (it may come back)
@@ -40,6 +46,9 @@ REQUEST_REPLY = {
     Kind.PROFILE: Kind.PROFILE_RESULT,
     Kind.TRAIN: Kind.UPDATE,
     Kind.EVALUATE: Kind.EVALUATION,
+    Kind.SECAGG_SETUP: Kind.SECAGG_KEYS,
+    Kind.SECAGG_ROSTER: Kind.SECAGG_SHARES,
+    Kind.SECAGG_UNMASK: Kind.SECAGG_REVEAL,
 }
 
 
