@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,6 +44,9 @@ class PartyEntry(_Strict):
 
 class ValuationConfig(_Strict):
     method: str = "loo"
+    metric: Literal["loss", "accuracy", "roc_auc"] = Field(
+        default="loss", description="coalition utility: held-out log-loss reduction (smooth) or accuracy/ROC AUC"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -55,6 +58,13 @@ class SecureAggregationConfig(_Strict):
 
     enabled: bool = False
     threshold_fraction: float = Field(default=0.66, gt=0, le=1, description="share of parties needed to unmask")
+
+
+class RewardConfig(_Strict):
+    """How a run's reward pool is split: a floor for every clean participant, the rest by contribution."""
+
+    pool: float = Field(default=100.0, ge=0)
+    participation_floor: float = Field(default=0.1, ge=0, le=1)
 
 
 class PromotionConfig(_Strict):
@@ -84,6 +94,7 @@ class FederationConfig(_Strict):
     parties: list[PartyEntry] = Field(min_length=1)
     valuation: ValuationConfig = Field(default_factory=ValuationConfig)
     secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
+    rewards: RewardConfig = Field(default_factory=RewardConfig)
     promotion: PromotionConfig
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.aggregation import weighted_mean
 from components.checkpoints import RunCheckpoints, load_arrays, save_arrays, save_json
 from components.config import FederationConfig
 from components.contracts import Contract, load_contract, read_dataset, split_features
@@ -44,12 +45,13 @@ from components.protocol.bodies import (
     parse_body,
 )
 from components.reputation import ReputationInputs, update_reputation
+from components.rewards import allocate_rewards, model_reward_tiers
 from components.secure_round import SecureRound, check_secure_reply, vector_length
 from components.selection import select_parties
 from components.store import FederationStore, anonymous_name
 from components.strategies import ClientUpdate, Strategy, build_strategy
 from components.strategies.dp import DifferentialPrivacy
-from components.summary import Promotion, RoundMetrics, RoundRow, RunSummary
+from components.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
 from components.tracking import ModelRegistry, RunTracker
 from components.training import evaluate
 from components.transport import read_keypair
@@ -450,6 +452,45 @@ class FederationSession:
         self._save_summary()
         return totals
 
+    def allocate_rewards(self) -> dict[str, float]:
+        """Split the reward pool by contribution, and give each party a model that follows its contribution."""
+        cfg = self.config.rewards
+        refused = {
+            party
+            for row in self.summary.rounds
+            for party, reason in row.rejected.items()
+            if not reason.startswith("no ") and party in self.party_names
+        }
+        contributions = {p: v for p, v in self.summary.contributions.items() if p in self.party_names}
+        if not contributions:  # no valuation (e.g. secure aggregation): split by participation alone
+            contributions = dict.fromkeys(self.party_names, 0.0)
+        rewards = allocate_rewards(cfg.pool, contributions, refused, cfg.participation_floor)
+        self.summary.rewards = rewards
+        self.summary.model_rewards = self._model_rewards(model_reward_tiers(contributions, refused))
+        self.store.record_contributions(
+            self.run_id, 0, self._public(self.summary.contributions), self.summary.valuation_method[:32], rewards
+        )
+        self.tracker.log_metrics({f"reward.{p}": v for p, v in rewards.items()}, step=self.final_round)
+        self._save_summary()
+        return rewards
+
+    def _model_rewards(self, tiers: dict[str, list[str]]) -> dict[str, ModelReward]:
+        """Aggregate each party's reward model from its tier's last-round updates and evaluate it."""
+        if self.secure or not self.summary.rounds:
+            return {party: ModelReward(sources=sources) for party, sources in tiers.items()}
+        last = self.final_round
+        updates = {u.party: u for u in self._load_updates(last)}
+        rewards = {}
+        for party, sources in tiers.items():
+            chosen = [updates[p] for p in sources if p in updates]
+            if not chosen:
+                rewards[party] = ModelReward(sources=sources)
+                continue
+            params = weighted_mean([u.params for u in chosen], [u.num_examples for u in chosen])
+            save_arrays(self.checkpoints.folder / "rewards" / f"{party}.npz", params)
+            rewards[party] = ModelReward(sources=sources, accuracy=self._utility(params))
+        return rewards
+
     def update_reputation(self) -> dict[str, float]:
         """Fold this run's liveness, rejected messages and contribution into each party's reputation."""
         positive = {p: max(v, 0.0) for p, v in self.summary.contributions.items()}
@@ -473,8 +514,10 @@ class FederationSession:
         return self.summary.reputation
 
     def _utility(self, params: Params) -> float:
-        """Utility of a coalition's model: held-out accuracy (federated metric without a holdout)."""
-        return self.evaluate_global(params, 0)["accuracy"]
+        """Utility of a coalition's model: the configured held-out metric, with loss negated (higher is better)."""
+        metric = self.config.valuation.metric
+        value = self.evaluate_global(params, 0)[metric]
+        return -value if metric == "loss" else value
 
     # ---- promotion ----
     def promote(self) -> Promotion:

@@ -40,6 +40,13 @@ class Promotion(BaseModel):
     champion_value: float | None = None
 
 
+class ModelReward(BaseModel):
+    """The model a party receives: aggregated from these parties' last-round updates, and how good it is."""
+
+    sources: list[str]
+    accuracy: float | None = None
+
+
 class RunSummary(BaseModel):
     run_id: str
     status: str = "completed"
@@ -56,6 +63,7 @@ class RunSummary(BaseModel):
     stopped_early: str | None = None
     valuation_method: str = "leave_one_out"
     rewards: dict[str, float] = Field(default_factory=dict)
+    model_rewards: dict[str, ModelReward] = Field(default_factory=dict)
     reputation: dict[str, float] = Field(default_factory=dict)
     rejected_messages: dict[str, int] = Field(default_factory=dict)
     late_messages: dict[str, int] = Field(default_factory=dict)

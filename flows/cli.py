@@ -207,6 +207,36 @@ def resume(
 
 
 @app.command()
+def rewards(
+    run_id: Annotated[str, typer.Argument(help="The run to report.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Per-round and total contributions, rewards, reward models and reputation of one run."""
+    path = Workspace.at(workspace).summary_path(run_id)
+    if not path.exists():
+        _fail(f"no run summary for {run_id!r} at {path}")
+    summary = RunSummary.read(path)
+    rounds = sorted(summary.round_contributions)
+    table = Table(title=f"{run_id}: contributions ({summary.valuation_method}) and rewards")
+    for column in ("party", *[f"r{r}" for r in rounds], "total", "reward", "reward model", "reputation"):
+        table.add_column(column, justify="right")
+    for party in sorted(set(summary.contributions) | set(summary.rewards)):
+        model = summary.model_rewards.get(party)
+        model_text = f"{len(model.sources)} parties" if model else ""
+        if model and model.accuracy is not None:
+            model_text += f", accuracy {model.accuracy:.3f}"
+        table.add_row(
+            party,
+            *[f"{summary.round_contributions[r].get(party, 0.0):+.4f}" for r in rounds],
+            f"{summary.contributions.get(party, 0.0):+.4f}",
+            f"{summary.rewards.get(party, 0.0):.2f}",
+            model_text,
+            f"{summary.reputation[party]:.3f}" if party in summary.reputation else "",
+        )
+    console.print(table)
+
+
+@app.command()
 def parties(workspace: WorkspaceOption = None) -> None:
     """Parties known to the federation store: status, last heartbeat, resources, rounds, reputation."""
     from components.store import FederationStore

@@ -74,6 +74,11 @@ def value_contributions(run_id: str) -> dict[str, float]:
     return _SESSIONS[run_id].value_contributions()
 
 
+@_step("allocate-rewards")
+def allocate_rewards(run_id: str) -> dict[str, float]:
+    return _SESSIONS[run_id].allocate_rewards()
+
+
 @_step("update-reputation")
 def update_reputation(run_id: str) -> dict[str, float]:
     return _SESSIONS[run_id].update_reputation()
@@ -104,6 +109,7 @@ def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
             if (hook := _ROUND_HOOKS.get(run_id)) is not None:
                 hook(row)
         value_contributions(run_id)
+        allocate_rewards(run_id)
         update_reputation(run_id)
         promote_model(run_id)
         return str(session.finish("completed"))
