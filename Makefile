@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit lint bench clean
+.PHONY: setup system demo test unit lint bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+# Debian packages some tests need (headless Chromium for the dashboard's browser test, iproute2 for
+# network namespaces). Installed when missing and we are root; otherwise those tests skip and say why.
+system:
+	@if command -v chromium >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium iproute2 >/dev/null; \
+	else echo "note: chromium/iproute2 missing and not root: browser and netns tests will skip"; fi
+
 demo: setup
 	$(VENV)/bin/consortia demo
 
-test: setup
+test: setup system
 	$(PY) -m pytest -q
 
 unit: setup
