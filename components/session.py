@@ -100,6 +100,7 @@ class FederationSession:
             keys=read_keypair(config.coordinator.secret_key_file),
             party_keys=config.party_by_key(),
             max_message_bytes=config.max_message_mb << 20,
+            liveness_timeout_s=config.heartbeat_timeout_s,
             on_event=self._on_party_event,
         )
         self.coordinator.rejected.update(self.summary.rejected_messages)  # counts survive a resume
