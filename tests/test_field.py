@@ -3,6 +3,7 @@ a registered party leaves. Real party processes, real sockets, the real CLI."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 
@@ -75,7 +76,7 @@ def test_coordinator_killed_after_round_3_resumes_to_the_same_model(tmp_path):
             "run", config, "--run-id", "crashy", workspace=workspace.root, log=tmp_path / "coordinator.log"
         )
         wait_until(lambda: len(rounds_done(workspace, "crashy")) >= 3, 240, "round 3")
-        coordinator.send_signal(signal.SIGKILL)
+        os.killpg(coordinator.pid, signal.SIGKILL)  # the coordinator and its local Prefect server
         coordinator.wait(timeout=30)
         finished_before_kill = len(rounds_done(workspace, "crashy"))
         assert finished_before_kill < 8
