@@ -312,6 +312,12 @@ class FederationStore:
             query = select(rounds).where(rounds.c.run_id == run_id).order_by(rounds.c.round)
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def reputation_rows(self) -> list[dict[str, Any]]:
+        """Every party's reputation after each run, oldest first."""
+        query = select(reputation_history).order_by(reputation_history.c.recorded_at, reputation_history.c.party)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def validation_rows(self) -> list[dict[str, Any]]:
         """Every party's validation in every run, with the run's start time, newest run first."""
         query = (

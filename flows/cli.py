@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -269,6 +270,36 @@ def parties(workspace: WorkspaceOption = None) -> None:
             f"{row['reputation']:.3f}",
         )
     console.print(table)
+
+
+@app.command()
+def dashboard(
+    workspace: WorkspaceOption = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Open the read-only stakeholder dashboard (Streamlit) on this workspace's stores."""
+    import subprocess
+
+    entry = Path(__file__).resolve().parents[1] / "app" / "dashboard.py"
+    environment = {**os.environ, "CONSORTIA_WORKSPACE": str(Workspace.at(workspace).root)}
+    console.print(f"dashboard on http://{address}:{port}  (Ctrl-C to stop)")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(entry),
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    raise typer.Exit(subprocess.call(command, env=environment))
 
 
 @app.command()

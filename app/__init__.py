@@ -1,0 +1,1 @@
+"""The stakeholder dashboard (Streamlit): read-only views of runs, parties, contributions and models."""

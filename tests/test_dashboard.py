@@ -1,0 +1,360 @@
+"""The stakeholder dashboard: its queries on hand-made records, and every page rendered with Streamlit's AppTest.
+
+Fast tests use a small workspace written here through the real writers (``FederationStore``,
+``RunSummary.write``); integration tests render every page over a workspace made by a real federation run.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import charts, queries
+from components.store import FederationStore
+from components.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
+from components.workspace import Workspace
+from tests.dashboard_workspace import demo_workspace
+
+APP = Path(__file__).resolve().parents[1] / "app"
+VIEWS = ["overview", "run", "parties", "contributions", "catalog", "models"]
+STARTED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _round(number: int, participants: list[str], accuracy: float, **fields) -> RoundRow:
+    return RoundRow(
+        round=number,
+        participants=participants,
+        metrics=RoundMetrics(accuracy=accuracy, roc_auc=accuracy + 0.05, loss=1 - accuracy),
+        bytes_up=1000 * len(participants),
+        bytes_down=2000,
+        seconds=1.5,
+        **fields,
+    )
+
+
+def _summary(run_id: str = "run-small", **fields) -> RunSummary:
+    values = {
+        "run_id": run_id,
+        "status": "completed",
+        "started_at": STARTED.isoformat(),
+        "finished_at": (STARTED + timedelta(seconds=90)).isoformat(),
+        "config": {
+            "name": "clinics",
+            "rounds": 2,
+            "parties": [{"name": "a"}, {"name": "b"}],
+            "promotion": {"model_name": "clinics-model"},
+        },
+        "rounds": [
+            _round(1, ["a"], 0.70, rejected={"b": "update norm 9.0 above 5.0"}, epsilon=0.5),
+            _round(2, ["a", "b"], 0.80, epsilon=1.0),
+        ],
+    }
+    return RunSummary(**(values | fields))
+
+
+def _render(workspace: Path, view: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("CONSORTIA_WORKSPACE", str(workspace))
+    monkeypatch.delenv("CONSORTIA_STORE_URL", raising=False)
+    monkeypatch.delenv("CONSORTIA_TRACKING_URI", raising=False)
+    app = AppTest.from_file(APP / "dashboard.py", default_timeout=120).run()
+    if view != "overview":
+        app.switch_page(f"views/{view}.py").run()
+    assert not app.exception, app.exception[0].value
+    return app
+
+
+def _chart_titles(app: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec).get("title") for chart in app.get("vega_lite_chart")]
+
+
+def _texts(app: AppTest) -> str:
+    kinds = ("markdown", "caption", "info", "success", "warning", "error", "header", "subheader", "title")
+    return "\n".join(str(element.value) for kind in kinds for element in getattr(app, kind))
+
+
+# ---- queries on hand-made records ----
+
+
+def test_runs_frame_shows_best_accuracy_progress_and_duration():
+    running = _summary(status="running", finished_at=None, config=_summary().config | {"rounds": 3})
+
+    frame = queries.runs_frame([running], now=STARTED + timedelta(seconds=45))
+
+    row = frame.iloc[0]
+    assert (row.run_id, row.status, row.rounds, row.parties) == ("run-small", "running", "2/3", 2)
+    assert row.best_accuracy == 0.80 and pd.isna(row.final_accuracy)
+    assert row.duration_s == 45.0
+
+
+def test_rejections_and_message_counts_name_the_party():
+    run = _summary(rejected_messages={"b": 1}, late_messages={"a": 0})
+
+    rejected = queries.rejections_frame([run])
+    counts = queries.message_counts_frame(run)
+
+    assert rejected.to_dict("records") == [
+        {"run_id": "run-small", "round": 1, "party": "b", "reason": "update norm 9.0 above 5.0"}
+    ]
+    assert counts.to_dict("records") == [{"party": "b", "rejected": 1, "late": 0}]
+
+
+def test_totals_frame_splits_the_pool_and_names_reward_models():
+    run = _summary(
+        contributions={"a": 0.03, "b": 0.01},
+        rewards={"a": 75.0, "b": 25.0},
+        model_rewards={"a": ModelReward(sources=["a", "b"], accuracy=0.9)},
+    )
+
+    totals = queries.totals_frame(run)
+
+    assert totals["party"].tolist() == ["a", "b"]
+    assert totals["reward_share"].tolist() == [0.75, 0.25]
+    assert totals.loc[0, "model_from"] == "a, b" and pd.isna(totals.loc[1, "model_from"])
+
+
+def test_parties_frame_online_now_needs_a_recent_heartbeat():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    naive = now.replace(tzinfo=None)  # SQLite gives times back without their zone
+
+    def row(name: str, status: str, seconds_ago: float | None) -> dict:
+        seen = None if seconds_ago is None else naive - timedelta(seconds=seconds_ago)
+        return {"name": name, "status": status, "last_seen": seen, "reputation": 0.5, "resources": {"cores": 2}}
+
+    rows = [row("a", "online", 10), row("b", "online", 40), row("c", "offline", 5), row("d", "offline", None)]
+
+    frame = queries.parties_frame(rows, now=now)
+
+    assert frame["online_now"].tolist() == [True, False, False, False]
+    assert frame["seconds_ago"].tolist()[:3] == [10.0, 40.0, 5.0]
+    assert frame["cores"].tolist() == [2, 2, 2, 2]
+
+
+def test_catalog_keeps_each_partys_newest_validation():
+    def validation(run_id: str, rows: int, success: bool) -> dict:
+        outcomes = [{"expectation": "expect_column_values_to_not_be_null", "column": "age", "success": success}]
+        return {
+            "run_id": run_id,
+            "party": "a",
+            "success": int(success),
+            "summary": {
+                "contract": "clinic",
+                "version": 2,
+                "success": success,
+                "row_count": rows,
+                "outcomes": outcomes,
+            },
+            "manifest": {
+                "content_hash": f"hash-{rows}",
+                "rows": rows,
+                "columns": {"age": "int64"},
+                "contract": "clinic",
+            },
+            "started_at": None,
+        }
+
+    newest_first = [validation("run-2", 120, False), validation("run-1", 100, True)]
+
+    catalog = queries.catalog_frame(newest_first)
+
+    assert catalog[["party", "rows", "content_hash", "passed", "validated_in"]].to_dict("records") == [
+        {"party": "a", "rows": 120, "content_hash": "hash-120", "passed": False, "validated_in": "run-2"}
+    ]
+    assert catalog.loc[0, "failed"] == "expect_column_values_to_not_be_null(age)"
+    assert catalog.loc[0, "expectations"] == "0/1"
+
+
+def test_lineage_links_each_version_to_its_run_and_manifests():
+    versions = pd.DataFrame(
+        [{"model": "m", "version": 2, "aliases": "champion", "run_id": "run-a", "manifests": "a:0123456789abcdef"}]
+    )
+
+    dot = charts.lineage_dot(versions)
+
+    assert '"m v2\\n@champion" -> "run run-a";' in dot
+    assert '"run run-a" -> "a\\n0123456789ab";' in dot
+
+
+def test_app_reads_through_components_only():
+    forbidden = {"flows", "party_agent", "sqlalchemy", "mlflow", "prefect", "zmq"}
+    imported = set()
+    for path in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert "components" in imported
+    assert not imported & forbidden
+
+
+# ---- pages ----
+
+
+@pytest.fixture
+def small_workspace(tmp_path: Path) -> Path:
+    """One finished run of two rounds between parties a and b, written by the real writers."""
+    workspace = Workspace.at(tmp_path).create()
+    store = FederationStore(workspace.store_url)
+    run = _summary(
+        contributions={"a": 0.03, "b": 0.01},
+        round_contributions={1: {"a": 0.02}, 2: {"a": 0.01, "b": 0.01}},
+        valuation_method="tmc_shapley",
+        rewards={"a": 60.0, "b": 40.0},
+        reputation={"a": 0.62, "b": 0.48},
+        promotion=Promotion(decision="promoted", reason="no current champion", model_name="clinics-model", version=1),
+        validation={p: {"success": True, "row_count": 10, "outcomes": []} for p in ("a", "b")},
+        manifests={"a": "dvc-hash-a", "b": "dvc-hash-b"},
+    )
+    store.start_run(run.run_id, "clinics", run.config)
+    for party, rows, success in (("a", 120, True), ("b", 80, False)):
+        store.upsert_party(party, "k" * 40)
+        store.mark_party(party, "online", {"cores": 4, "memory_mb": 1024.0})
+        outcomes = [{"expectation": "expect_column_values_to_not_be_null", "column": "age", "success": success}]
+        summary = {"contract": "clinic", "version": 2, "success": success, "row_count": rows, "outcomes": outcomes}
+        manifest = {"content_hash": f"sha-{party}", "rows": rows, "columns": {"age": "int64"}, "contract": "clinic"}
+        store.record_validation(run.run_id, party, success, summary, manifest)
+        inputs = {"rounds_answered": 2 if party == "a" else 1, "rounds_missed": 0 if party == "a" else 1}
+        store.record_reputation(run.run_id, party, run.reputation[party], inputs | {"rejected_messages": 0})
+    run.write(workspace.summary_path(run.run_id))
+    store.finish_run(run.run_id, "completed", None, str(workspace.summary_path(run.run_id)))
+    store.engine.dispose()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("view", "hint"),
+    [
+        ("overview", "make demo"),
+        ("run", "make demo"),
+        ("parties", "No party registered yet"),
+        ("contributions", "make demo"),
+        ("catalog", "No dataset validated yet"),
+        ("models", "make demo"),
+    ],
+)
+def test_empty_workspace_pages_say_what_to_run_and_create_nothing(view, hint, tmp_path, monkeypatch):
+    app = _render(tmp_path, view, monkeypatch)
+
+    assert any(hint in info.value for info in app.info)
+    assert list(tmp_path.iterdir()) == []  # read-only: no store was created by looking
+
+
+def test_overview_counts_runs_and_names_the_latest(small_workspace, monkeypatch):
+    app = _render(small_workspace, "overview", monkeypatch)
+
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Runs"] == "1" and metrics["Latest run's best accuracy"] == "0.8000"
+    assert "Latest run: **run-small** (completed)" in _texts(app)
+    assert app.dataframe[0].value["best_accuracy"].tolist() == [0.80]
+    assert "Best accuracy per run" in _chart_titles(app)
+
+
+def test_run_page_shows_rounds_privacy_refusals_and_promotion(small_workspace, monkeypatch):
+    app = _render(small_workspace, "run", monkeypatch)
+
+    texts = _texts(app)
+    assert "run-small" in texts and "1 update(s) refused or missing in this run" in texts
+    assert "**promoted**: clinics-model v1 @champion. no current champion" in texts
+    assert {"Global accuracy and ROC AUC", "Participants per round", "Privacy: epsilon"} <= set(_chart_titles(app))
+    rounds = next(df.value for df in app.dataframe if "accuracy" in df.value.columns)
+    assert rounds["accuracy"].tolist() == [0.70, 0.80] and rounds["participants"].tolist() == [1, 2]
+
+
+def test_contributions_page_shows_split_and_method(small_workspace, monkeypatch):
+    app = _render(small_workspace, "contributions", monkeypatch)
+
+    totals = app.dataframe[0].value
+    assert totals["reward_share"].tolist() == [0.6, 0.4]
+    assert "Valuation method: **tmc_shapley**" in _texts(app)
+    assert "Reward split" in _chart_titles(app) and "Contribution per party per round" in _chart_titles(app)
+
+
+def test_parties_page_shows_reputation_history_and_counts(small_workspace, monkeypatch):
+    app = _render(small_workspace, "parties", monkeypatch)
+
+    parties = app.dataframe[0].value
+    assert parties["party"].tolist() == ["a", "b"]
+    assert parties["reputation"].tolist() == [0.62, 0.48]
+    assert parties["rounds_missed"].tolist() == [0, 1]
+    assert parties["online_now"].tolist() == [True, True]
+    assert "Reputation after each run" in _chart_titles(app)
+    assert "update norm 9.0 above 5.0" in app.dataframe[1].value["reason"].tolist()
+
+
+def test_catalog_page_flags_failing_contracts(small_workspace, monkeypatch):
+    app = _render(small_workspace, "catalog", monkeypatch)
+
+    catalog = app.dataframe[0].value
+    assert catalog["rows"].tolist() == [120, 80] and catalog["passed"].tolist() == [True, False]
+    assert app.error[0].value == "Failing contracts: b: expect_column_values_to_not_be_null(age)"
+
+
+def test_models_page_without_registry_says_what_registers_one(small_workspace, monkeypatch):
+    app = _render(small_workspace, "models", monkeypatch)
+
+    assert "No model registered yet (models: clinics-model)" in app.info[0].value
+
+
+def test_live_refresh_turns_on_while_a_run_is_running(small_workspace, monkeypatch):
+    running = _summary(run_id="run-live", status="running", finished_at=None, started_at=datetime.now(UTC).isoformat())
+    running.write(Workspace.at(small_workspace).summary_path("run-live"))
+
+    app = _render(small_workspace, "run", monkeypatch)
+
+    assert app.toggle[0].value is True
+    assert app.selectbox[0].value == "run-live"
+    assert {metric.label: metric.value for metric in app.metric}["Best accuracy so far"] == "0.8000"
+
+
+# ---- a real federation run ----
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunSummary]:
+    return demo_workspace(tmp_path_factory)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("view", VIEWS)
+def test_every_page_renders_the_real_runs_numbers(view, demo, monkeypatch):
+    root, run = demo
+
+    app = _render(root, view, monkeypatch)
+
+    texts = _texts(app)
+    frames = [element.value for element in app.dataframe]
+    if view == "overview":
+        assert f"Latest run: **{run.run_id}**" in texts
+        assert frames[0]["best_accuracy"].tolist() == [max(r.metrics.accuracy for r in run.rounds)]
+    elif view == "run":
+        metrics = {metric.label: metric.value for metric in app.metric}
+        assert app.header[0].value == run.run_id
+        assert metrics["Final accuracy"] == f"{run.final_metrics.accuracy:.4f}"
+        assert metrics["Rounds"] == f"{len(run.rounds)}/{len(run.rounds)}"
+        assert run.promotion.reason in texts
+        rounds = next(frame for frame in frames if "bytes_up" in frame.columns)
+        assert rounds["bytes_up"].tolist() == [r.bytes_up for r in run.rounds]
+    elif view == "parties":
+        assert frames[0]["party"].tolist() == sorted(run.reputation)
+        assert frames[0]["reputation"].tolist() == [run.reputation[p] for p in sorted(run.reputation)]
+        assert frames[0]["rounds_joined"].tolist() == [len(run.rounds)] * len(run.reputation)
+        assert f"Latest update after run **{run.run_id}**" in texts
+    elif view == "contributions":
+        assert app.subheader[0].value == run.run_id
+        assert dict(zip(frames[0]["party"], frames[0]["contribution"], strict=True)) == run.contributions
+        assert f"Valuation method: **{run.valuation_method}**" in texts
+    elif view == "catalog":
+        assert frames[0]["rows"].tolist() == [run.validation[p]["row_count"] for p in sorted(run.validation)]
+        assert f"Latest validation in run **{run.run_id}**" in texts
+    else:
+        versions = frames[0]
+        assert versions["run_id"].tolist() == [run.run_id]
+        assert versions["version"].tolist() == [run.promotion.version]
+        assert versions["aliases"].tolist() == ["champion"]
+    assert app.get("vega_lite_chart") or app.get("graphviz_chart")
