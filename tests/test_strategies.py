@@ -1,9 +1,14 @@
 """Strategies chosen by name, on updates a person can check by hand."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
+from components.params import Params
 from components.strategies import ClientUpdate, build_strategy, strategy_names
+from components.strategies.bucketing import Bucketing
+from components.strategies.median import CoordinateMedian
 
 
 def update(party: str, *values: float, examples: int = 1) -> ClientUpdate:
@@ -16,7 +21,7 @@ def zeros(size: int) -> dict[str, np.ndarray]:
 
 def test_every_strategy_of_the_issue_is_registered():
     expected = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "median", "trimmed_mean", "multikrum"}
-    assert expected | {"clipping", "dp"} == set(strategy_names())
+    assert expected | {"clipping", "dp", "bucketing"} == set(strategy_names())
 
 
 def test_options_are_given_by_name():
@@ -98,3 +103,62 @@ def test_clipping_passes_options_and_state_to_the_inner_strategy():
     adam = build_strategy("clipping", max_norm=10.0, inner="fedadam")
     adam.aggregate(1, zeros(1), [update("a", 1.0)])
     assert set(adam.state()) == {"m.w", "v.w"}
+
+
+class Recorder(CoordinateMedian):
+    """A median that keeps the updates it was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[ClientUpdate] = []
+
+    def aggregate(self, round_number: int, current: Params, updates: Sequence[ClientUpdate]) -> Params:
+        self.seen = list(updates)
+        return super().aggregate(round_number, current, updates)
+
+
+def test_bucketing_with_one_bucket_is_the_example_weighted_mean():
+    strategy = build_strategy("bucketing", inner="median", bucket_size=2, seed=0)
+    out = strategy.aggregate(1, zeros(1), [update("a", 1.0, examples=1), update("b", 5.0, examples=3)])
+    np.testing.assert_allclose(out["w"], [(1 * 1 + 5 * 3) / 4])
+    assert out["w"].dtype == np.float32
+
+
+def test_bucketing_hands_the_inner_strategy_one_weighted_mean_per_bucket():
+    values = {"a": 0.0, "b": 4.0, "c": 10.0, "d": 20.0, "e": 7.0}
+    examples = {"a": 1, "b": 3, "c": 1, "d": 1, "e": 2}
+    inner = Recorder()
+    Bucketing(inner, bucket_size=2, seed=3).aggregate(
+        1, zeros(1), [update(p, values[p], examples=examples[p]) for p in values]
+    )
+    members = [bucket.party.split("+") for bucket in inner.seen]
+    assert sorted(len(m) for m in members) == [1, 2, 2]  # 5 updates: two pairs and one left over
+    assert sorted(p for m in members for p in m) == list(values)  # every party in exactly one bucket
+    for bucket, parties in zip(inner.seen, members, strict=True):
+        assert bucket.num_examples == sum(examples[p] for p in parties)
+        mean = sum(values[p] * examples[p] for p in parties) / bucket.num_examples  # e.g. a+b: (0 + 12) / 4 = 3
+        np.testing.assert_allclose(bucket.params["w"], [mean])
+
+
+def test_bucketing_draws_the_same_buckets_for_the_same_seed_and_round():
+    first, resumed = Bucketing(CoordinateMedian(), seed=7), Bucketing(CoordinateMedian(), seed=7)
+    assert first.buckets(4, 10) == resumed.buckets(4, 10)
+    assert len({str(first.buckets(r, 10)) for r in range(1, 6)}) > 1  # reshuffled from round to round
+
+
+def test_bucketing_of_size_one_is_the_inner_strategy():
+    updates = [update("a", 1.0), update("b", 2.0), update("evil", -1e6)]
+    out = build_strategy("bucketing", inner="median", bucket_size=1, seed=0).aggregate(1, zeros(1), updates)
+    np.testing.assert_array_equal(out["w"], [1.0])
+
+
+def test_bucketing_passes_options_and_state_to_the_inner_strategy():
+    strategy = build_strategy("bucketing", inner="trimmed_mean", inner_options={"beta": 0.1}, bucket_size=3)
+    assert (strategy.bucket_size, strategy.inner.beta) == (3, 0.1)
+    assert build_strategy("bucketing", inner="fedprox", inner_options={"mu": 0.5}).training_overrides() == {
+        "proximal_mu": 0.5
+    }
+    adam = build_strategy("bucketing", inner="fedadam", seed=0)
+    adam.aggregate(1, zeros(1), [update("a", 1.0), update("b", 3.0)])
+    assert set(adam.state()) == {"m.w", "v.w"}
+    with pytest.raises(ValueError, match="bucket_size"):
+        build_strategy("bucketing", bucket_size=0)

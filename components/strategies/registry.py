@@ -1,7 +1,7 @@
 """Strategy lookup by the name used in federation configs.
 
 Options are plain keywords, e.g. ``build_strategy("trimmed_mean", beta=0.2)``. The wrappers
-``clipping`` and ``dp`` take the wrapped strategy's name as ``inner`` and its options as
+``clipping``, ``dp`` and ``bucketing`` take the wrapped strategy's name as ``inner`` and its options as
 ``inner_options``: ``build_strategy("dp", inner="fedadam", inner_options={"server_learning_rate": 0.03},
 clip_norm=1.0, noise_multiplier=1.0)``.
 """
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from components.strategies.base import Strategy
+from components.strategies.bucketing import Bucketing
 from components.strategies.clipping import NormClipping
 from components.strategies.dp import DifferentialPrivacy
 from components.strategies.fedavg import FedAvg
@@ -40,6 +41,7 @@ _FACTORIES: dict[str, Callable[..., Strategy]] = {
     "multikrum": MultiKrum,
     "clipping": _wrapper(NormClipping),
     "dp": _wrapper(DifferentialPrivacy),
+    "bucketing": _wrapper(Bucketing),
 }
 
 
