@@ -27,6 +27,7 @@ from components.transport import KeyPair, Peer, RouterEndpoint
 log = logging.getLogger(__name__)
 
 COORDINATOR = "coordinator"
+TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT})  # the only party messages that may carry tensors
 ReplyCheck = Callable[[Envelope, Params], None]
 
 
@@ -115,6 +116,8 @@ class Coordinator:
     def _dispatch(self, party: str, peer: Peer, envelope: Envelope, tensors: Params, size: int) -> None:
         now = time.monotonic()
         info = self.parties[party]
+        if tensors and envelope.kind not in TENSOR_KINDS:
+            raise ProtocolError(f"a {envelope.kind.value} message carries no tensors", code="tensor")
         if (check := self.boundary_checks.get(envelope.kind)) is not None:
             check(envelope, tensors)
         if envelope.kind == Kind.HELLO:

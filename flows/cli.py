@@ -33,6 +33,7 @@ def _setup_logging(workspace: Workspace) -> None:
         level=logging.INFO,
         filename=workspace.logs / "coordinator.log",
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        force=True,  # libraries imported earlier (opacus) may have configured logging already
     )
 
 

@@ -86,6 +86,15 @@ def test_object_dtype_is_refused():
         decode([json.dumps(header).encode(), b"\x00" * 8])
 
 
+def test_hostile_shape_cannot_overflow_the_size_check():
+    envelope, _ = _update()
+    header = json.loads(encode(envelope)[0])
+    header["tensors"] = [{"name": "w", "dtype": "float64", "shape": [2**40, 2**40, 2**40, 2**40]}]
+    with pytest.raises(ProtocolError) as caught:
+        decode([json.dumps(header).encode(), b""])
+    assert caught.value.code == "tensor"
+
+
 def test_size_limit():
     envelope, tensors = _update()
     with pytest.raises(ProtocolError) as caught:

@@ -6,6 +6,7 @@ encoding makes no copy of a contiguous array and decoding wraps the received buf
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,13 +72,16 @@ def decode(frames: Sequence[Any], max_bytes: int | None = None) -> tuple[Envelop
             raise ProtocolError(f"tensor {spec.name!r} sent twice", code="tensor")
         buffer = _as_buffer(frame)
         dtype = np.dtype(spec.dtype)
-        expected = int(np.prod(spec.shape, dtype=np.int64)) * dtype.itemsize
+        expected = math.prod(spec.shape) * dtype.itemsize  # Python integers: a hostile shape cannot overflow
         if len(buffer) != expected:
             raise ProtocolError(
                 f"tensor {spec.name!r} has {len(buffer)} bytes, header says {expected}",
                 code="tensor",
             )
-        tensors[spec.name] = np.frombuffer(buffer, dtype=dtype).reshape(spec.shape)
+        try:
+            tensors[spec.name] = np.frombuffer(buffer, dtype=dtype).reshape(spec.shape)
+        except (ValueError, OverflowError):  # an empty tensor with a dimension numpy cannot represent
+            raise ProtocolError(f"tensor {spec.name!r} has an impossible shape {spec.shape}", code="tensor") from None
     return envelope, tensors
 
 
