@@ -59,7 +59,11 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
                 status=(f"round {row.round}: accuracy {row.metrics.accuracy:.3f}, loss {row.metrics.loss:.3f}"),
             )
 
-        return run_federation(config_path, workspace.root, run_id, on_round)
+        try:
+            return run_federation(config_path, workspace.root, run_id, on_round)
+        except KeyboardInterrupt:  # typer turns it into exit code 130 without a word: say what happened
+            console.print(f"[red]interrupted:[/red] run {run_id} stopped; stopping every process this command started")
+            raise
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -341,13 +345,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """Entry point: SIGTERM behaves like Ctrl-C, so every started process is stopped on the way out."""
+    """Entry point: SIGTERM behaves like Ctrl-C (exit code 130), so every started process is stopped on the way out."""
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        app()
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
-        sys.exit(130)
+    app()
 
 
 if __name__ == "__main__":
