@@ -33,9 +33,6 @@ class CoalitionUtility:
         self._cache: dict[Coalition, float] = {frozenset(c): float(v) for c, v in (known or {}).items()}
         self.evaluations = 0
 
-    def __call__(self, coalition: Iterable[str]) -> float:
-        return self.evaluate_many([coalition])[0]
-
     def evaluate_many(self, coalitions: Sequence[Iterable[str]]) -> list[float]:
         """v(S) for each coalition, computing the uncached ones as one batch."""
         keys = [self._checked(c) for c in coalitions]

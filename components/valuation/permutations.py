@@ -47,12 +47,14 @@ def monte_carlo_shapley(
     v_full: float,
     truncate_within: float,
     tolerance: float,
+    resolution: float,
     min_batches: int,
     max_permutations: int,
 ) -> dict[str, float]:
     """Mean marginal contribution over batches of orders from ``next_orders``.
 
-    Stops once a batch moves the running estimate by less than ``tolerance`` (relative L1 change),
+    Stops once a batch moves the running estimate by less than ``tolerance`` (relative L1 change) or by
+    less than ``resolution`` per player on average (absolute, in the utility's units; 0 turns it off),
     after at least ``min_batches`` batches, or when ``max_permutations`` orders have been walked.
     """
     total = np.zeros(len(utility.players))
@@ -64,6 +66,8 @@ def monte_carlo_shapley(
         walked += len(orders)
         batches += 1
         previous, estimate = estimate, total / walked
-        if batches >= max(min_batches, 2) and relative_change(estimate, previous) < tolerance:
+        if batches >= max(min_batches, 2) and (
+            relative_change(estimate, previous) < tolerance or float(np.abs(estimate - previous).mean()) < resolution
+        ):
             break
     return dict(zip(utility.players, estimate.tolist(), strict=True))

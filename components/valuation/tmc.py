@@ -42,6 +42,7 @@ def tmc_shapley(utility: CoalitionUtility, options: TMCOptions | None = None) ->
         v_full,
         truncate_within=options.truncation * abs(v_full),
         tolerance=options.tolerance,
+        resolution=0.0,
         min_batches=options.min_batches,
         max_permutations=options.max_permutations,
     )
