@@ -55,6 +55,8 @@ def test_ctrl_c_stops_every_process_and_exits_non_zero(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as from a terminal: a runner started in the background (`make test &`) passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(workspace.glob("runs/*.json")):
