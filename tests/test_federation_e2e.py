@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.config import dump_yaml, load_federation_config
 from components.summary import RunSummary
 from components.workspace import Workspace
 from flows.demo import prepare_demo
@@ -50,6 +51,9 @@ def federation(tmp_path_factory):
     root = tmp_path_factory.mktemp("ws")
     workspace = Workspace.at(root)
     layout = prepare_demo(workspace, parties=2, rounds=2, seed=1)
+    config = load_federation_config(layout.federation_config)
+    config.valuation.method = "exact"  # value with exact Shapley instead of the default leave-one-out
+    dump_yaml(config, layout.federation_config)
     alpha_frame = _plant_canary(workspace.parties / "alpha" / "data" / "train.csv")
     with PartyProcesses(layout.party_configs, workspace.logs):
         first = _consortia("run", str(layout.federation_config), "--run-id", "first-run", workspace=root)
@@ -87,6 +91,34 @@ def test_second_weaker_run_keeps_the_champion_and_says_why(federation):
     assert summary.promotion.version == 1
     assert "champion kept" in summary.promotion.reason
     assert "kept" in second.stdout
+
+
+def test_contributions_rewards_and_reputation_agree_everywhere(federation):
+    workspace, *_ = federation
+    summary = RunSummary.read(workspace.summary_path("first-run"))
+    assert summary.valuation_method.startswith("exact")
+    assert sorted(summary.round_contributions) == [1, 2]
+    for party in ("alpha", "beta"):
+        per_round = sum(summary.round_contributions[r][party] for r in (1, 2))
+        assert summary.contributions[party] == pytest.approx(per_round)
+    assert sum(summary.rewards.values()) == pytest.approx(100.0)  # the default pool, all paid out
+    assert min(summary.rewards.values()) >= 0.1 * 100.0 / 2  # the participation floor
+    assert set(summary.model_rewards) == set(summary.reputation) == {"alpha", "beta"}
+    assert all(0.0 < score <= 1.0 for score in summary.reputation.values())
+
+    printed = _consortia("rewards", "first-run", workspace=workspace.root)
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    for party in ("alpha", "beta"):
+        line = next(row for row in printed.stdout.splitlines() if f" {party} " in row)
+        assert f"{summary.contributions[party]:+.4f}" in line and f"{summary.rewards[party]:.2f}" in line
+        assert f"{summary.reputation[party]:.3f}" in line
+
+    import mlflow
+
+    metrics = mlflow.MlflowClient(workspace.tracking_uri).get_run(summary.mlflow_run_id).data.metrics
+    for party in ("alpha", "beta"):
+        assert metrics[f"contribution.{party}"] == pytest.approx(summary.contributions[party])
+        assert metrics[f"reward.{party}"] == pytest.approx(summary.rewards[party])
 
 
 def test_champion_loads_from_registry_and_predicts(federation):
