@@ -26,7 +26,7 @@ demo: setup
 	$(VENV)/bin/consortia demo
 
 test: setup system
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 unit: setup
 	$(PY) -m pytest -q -m "not integration"
