@@ -1,0 +1,42 @@
+"""Run one Consortia federation (the Prefect flow, as ``consortia run`` does) and note when each round ended.
+
+``python -m benchmarks.coordinator CONFIG WORKSPACE TIMELINE``: writes TIMELINE as JSON with the wall-clock
+time after every finished round, the time the run finished and the run summary's path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from components.summary import RoundRow
+from components.workspace import Workspace
+
+
+def run(config: Path, workspace: Workspace, timeline: Path) -> None:
+    workspace.activate()
+    workspace.logs.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=workspace.logs / "coordinator.log",
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
+
+    round_ends: list[float] = []
+
+    def on_round(row: RoundRow) -> None:
+        round_ends.append(time.time())
+
+    run_id = f"benchmark-{int(time.time() * 1000)}"
+    summary = run_federation(config, workspace.root, run_id, on_round)
+    finished = time.time()
+    timeline.write_text(json.dumps({"round_ends": round_ends, "finished": finished, "summary": str(summary)}))
+
+
+if __name__ == "__main__":
+    config_path, workspace_path, timeline_path = sys.argv[1:4]
+    run(Path(config_path), Workspace.at(workspace_path), Path(timeline_path))

@@ -1,0 +1,1 @@
+"""Consortia's peer benchmark workload as a Flower App (ServerApp + ClientApp)."""

@@ -1,0 +1,230 @@
+"""What Consortia adds to a round: time per round minus the slowest party's compute time.
+
+For 1, 5 and 20 parties and MLPs of about 10K, 1M, 10M and 50M parameters, real ``party-agent``
+processes train on their share of scikit-learn digits (Dirichlet alpha=0.5) and a coordinator runs the
+round steps the flow's round tasks run (``FederationSession.train_round`` then ``evaluate_round``:
+CURVE-encrypted ZeroMQ both ways, update checks, FedAvg, checkpoints, the held-out evaluation, the
+MLflow metrics and the store's round row). Each party reports the seconds its local training took in
+its UPDATE; overhead = round time - the slowest party's seconds. Prefect's dispatch of the two round
+tasks is not in these figures (the peer comparison's time per round includes it).
+
+The first round of every configuration warms up (first torch calls, first connections) and is not
+counted; the figures are medians of the rounds after it. Where the parties' and coordinator's memory
+would not fit in the memory available when the benchmark starts, fewer parties run and the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+from pydantic import BaseModel, Field
+from rich.console import Console
+
+from benchmarks.machine import machine_facts
+from benchmarks.models import SIZES, model_bytes, parameter_count, spec_for
+from benchmarks.records import command_line, median, now, write_record
+from benchmarks.tables import TextTable
+from benchmarks.workspace import LocalFederation, build_federation
+from components.config import FederationConfig, ModelConfig, load_federation_config
+from components.model import ModelSpec
+from components.params import Params
+from components.protocol import Envelope, Kind
+from components.session import FederationSession
+from flows.processes import PartyProcesses
+
+NAME = "overhead"
+# Memory estimates, from peak resident sets measured here (a 10M-parameter model, 2 parties):
+PARTY_BASELINE_BYTES = 350 << 20  # a party-agent process's own pages (torch, pandas, great_expectations loaded)
+PARTY_COPIES = 5  # received model, torch model, gradients, momentum, returned weights
+COORDINATOR_BASELINE_BYTES = 1 << 30
+COORDINATOR_COPIES = 30  # global model, checkpoints, float64 sums, evaluation model, allocator slack
+MEMORY_SHARE = 0.7  # of the memory available at the start
+
+
+class OverheadSetup(BaseModel):
+    party_counts: list[int] = Field(default_factory=lambda: [1, 5, 20])
+    sizes: dict[str, int] = Field(default_factory=lambda: dict(SIZES))
+    measured_rounds: int = 3
+    seed: int = 0
+    alpha: float = 0.5
+
+
+class OverheadRow(BaseModel):
+    size: str
+    parameters: int
+    hidden: list[int]
+    parties_asked: int
+    parties: int
+    rounds: int
+    round_s: float
+    slowest_compute_s: float
+    overhead_s: float
+    round_times_s: list[float]
+    slowest_compute_times_s: list[float]
+
+
+class OverheadResult(BaseModel):
+    setup: OverheadSetup
+    memory_budget_gb: float
+    rows: list[OverheadRow]
+
+
+def parties_that_fit(asked: int, size_bytes: int, budget_bytes: float) -> int:
+    """The most parties (up to ``asked``) whose processes and the coordinator fit in ``budget_bytes``."""
+    for parties in range(asked, 0, -1):
+        coordinator = COORDINATOR_BASELINE_BYTES + (2 * parties + COORDINATOR_COPIES) * size_bytes
+        if coordinator + parties * (PARTY_BASELINE_BYTES + PARTY_COPIES * size_bytes) <= budget_bytes:
+            return parties
+    return 1
+
+
+def measure(
+    federation: LocalFederation, size: str, hidden: list[int], rounds: int, console: Console
+) -> tuple[list[float], list[float]]:
+    """Round times and slowest-party compute times of ``rounds`` rounds after one warm-up round."""
+    base: FederationConfig = load_federation_config(federation.federation_config)
+    config = base.model_copy(update={"model": ModelConfig(hidden=hidden, seed=base.model.seed), "rounds": rounds + 1})
+    run_id = f"overhead-{size}-{len(config.parties)}p-{int(time.time())}"
+    session = FederationSession(config, federation.workspace, run_id)
+    compute: dict[int, dict[str, float]] = {}
+    check_update = session.coordinator.boundary_checks[Kind.UPDATE]
+
+    def record_compute(envelope: Envelope, tensors: Params) -> None:  # runs on the coordinator's I/O thread
+        compute.setdefault(envelope.round, {})[envelope.sender] = float(envelope.body.get("seconds", 0.0))
+        check_update(envelope, tensors)
+
+    session.coordinator.boundary_checks[Kind.UPDATE] = record_compute
+    round_times, slowest = [], []
+    try:
+        session.start_tracking()
+        session.initialise()
+        for round_number in range(1, rounds + 2):
+            started = time.perf_counter()
+            session.train_round(round_number)
+            session.evaluate_round(round_number)
+            elapsed = time.perf_counter() - started
+            if round_number > 1:
+                round_times.append(elapsed)
+                slowest.append(max(compute[round_number].values()))
+            console.print(
+                f"    {size} x {len(config.parties)} parties, round {round_number}: {elapsed:.2f} s "
+                f"(slowest party {max(compute[round_number].values()):.2f} s)"
+            )
+        session.finish("completed")
+    finally:
+        session.close()
+        shutil.rmtree(federation.workspace.checkpoints / run_id, ignore_errors=True)
+        del session
+        gc.collect()
+    return round_times, slowest
+
+
+def run(setup: OverheadSetup, scratch: Path, console: Console) -> OverheadResult:
+    budget = psutil.virtual_memory().available * MEMORY_SHARE
+    plan: dict[int, list[tuple[str, ModelSpec, int]]] = {}  # parties that run -> (size, model, parties asked)
+    for asked in setup.party_counts:
+        for size, parameters in setup.sizes.items():
+            spec = spec_for(parameters)
+            plan.setdefault(parties_that_fit(asked, model_bytes(spec), budget), []).append((size, spec, asked))
+    rows: list[OverheadRow] = []
+    for parties, cases in sorted(plan.items()):
+        federation = build_federation(
+            scratch / f"parties-{parties}", parties, 1, setup.seed, [32], alpha=setup.alpha, round_timeout_s=1800
+        )
+        console.print(f"  {parties} party process(es)")
+        with PartyProcesses(federation.party_configs, federation.workspace.logs):
+            for size, spec, asked in cases:
+                round_times, slowest = measure(federation, size, spec.hidden, setup.measured_rounds, console)
+                rows.append(
+                    OverheadRow(
+                        size=size,
+                        parameters=parameter_count(spec),
+                        hidden=spec.hidden,
+                        parties_asked=asked,
+                        parties=parties,
+                        rounds=len(round_times),
+                        round_s=median(round_times),
+                        slowest_compute_s=median(slowest),
+                        overhead_s=median([r - s for r, s in zip(round_times, slowest, strict=True)]),
+                        round_times_s=round_times,
+                        slowest_compute_times_s=slowest,
+                    )
+                )
+    order = {size: index for index, size in enumerate(setup.sizes)}
+    rows.sort(key=lambda r: (r.parties_asked, order[r.size]))
+    return OverheadResult(setup=setup, memory_budget_gb=budget / 2**30, rows=rows)
+
+
+def tables(result: OverheadResult) -> list[TextTable]:
+    table = TextTable(
+        f"Overhead per round (time per round - slowest party's training), medians of "
+        f"{result.setup.measured_rounds} rounds after a warm-up round",
+        [
+            "model",
+            "parameters",
+            "parties",
+            "time per round (s)",
+            "slowest party compute (s)",
+            "overhead (s)",
+            "overhead share",
+        ],
+    )
+    for row in result.rows:
+        parties = str(row.parties) if row.parties == row.parties_asked else f"{row.parties} (of {row.parties_asked})"
+        table.add(
+            row.size,
+            f"{row.parameters:,}",
+            parties,
+            f"{row.round_s:.3f}",
+            f"{row.slowest_compute_s:.3f}",
+            f"{row.overhead_s:.3f}",
+            f"{row.overhead_s / row.round_s:.0%}" if row.round_s > 0 else "",
+        )
+    reduced = [row for row in result.rows if row.parties < row.parties_asked]
+    if reduced:
+        table.notes.append(
+            f"'n (of m)': m parties' processes and the coordinator would not fit in {result.memory_budget_gb:.1f} GB "
+            f"({MEMORY_SHARE:.0%} of the memory free at the start); n ran instead."
+        )
+    table.notes += [
+        "A round: the global model to every party and their updates back over CURVE-encrypted ZeroMQ, update "
+        "checks, FedAvg, checkpoint and stored updates, held-out evaluation, MLflow metrics, store row.",
+        "Parties share the machine's cores: with more parties than cores, the slowest party's compute "
+        "includes waiting for a core.",
+    ]
+    return [table]
+
+
+def main(argv: Sequence[str] | None = None) -> Path | None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks overhead", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 and 2 parties, 10K and 1M; prints, writes no result")
+    parser.add_argument("--keep", type=Path, help="keep every workspace and log in this folder")
+    args = parser.parse_args(arguments)
+    console = Console()
+    if args.quick:
+        setup = OverheadSetup(party_counts=[1, 2], sizes={"10K": SIZES["10K"], "1M": SIZES["1M"]})
+    else:
+        setup = OverheadSetup()
+    started, facts, clock = now(), machine_facts(), time.perf_counter()
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="consortia-overhead-"))
+    try:
+        result = run(setup, scratch, console)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    for table in tables(result):
+        console.print(table.rich())
+    if args.quick:
+        return None
+    path = write_record(NAME, command_line(NAME, arguments), result, started, time.perf_counter() - clock, facts)
+    console.print(f"wrote {path}")
+    return path

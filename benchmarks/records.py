@@ -1,0 +1,71 @@
+"""The envelope of every result JSON in benchmarks/results: what ran, where, when, plus the figures."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from benchmarks.machine import MachineFacts, machine_facts
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class Record(BaseModel):
+    """One benchmark's result file: ``data`` holds the benchmark's own typed result as JSON."""
+
+    benchmark: str
+    command: str
+    started_at: str
+    seconds: float
+    machine: MachineFacts
+    load_average_at_end: tuple[float, float, float]
+    data: dict[str, Any]
+
+
+def result_path(name: str) -> Path:
+    return RESULTS / f"{name}.json"
+
+
+def command_line(name: str, argv: Sequence[str]) -> str:
+    """How to run this benchmark again, as a person would type it."""
+    return shlex.join(["python", "-m", "benchmarks", name, *argv])
+
+
+def write_record(
+    name: str, command: str, data: BaseModel, started_at: datetime, seconds: float, facts: MachineFacts
+) -> Path:
+    """Write ``benchmarks/results/<name>.json``."""
+    record = Record(
+        benchmark=name,
+        command=command,
+        started_at=started_at.isoformat(timespec="seconds"),
+        seconds=seconds,
+        machine=facts,
+        load_average_at_end=machine_facts().load_average,
+        data=data.model_dump(mode="json"),
+    )
+    path = result_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(record.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("median of no values")
+    return float(statistics.median(values))
