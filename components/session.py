@@ -390,6 +390,15 @@ class FederationSession:
         )
         self._save_summary()  # first: it anonymises parties that left
         self.store.record_round(self.run_id, row.model_dump())
+        log.info(
+            "run %s round %d: %s, accuracy %.4f, loss %.4f, %.2f s",
+            self.run_id,
+            round_number,
+            ", ".join(sorted(row.participants)),
+            row.metrics.accuracy,
+            row.metrics.loss,
+            row.seconds,
+        )
         return row
 
     @property
@@ -575,6 +584,7 @@ class FederationSession:
         """Write the summary everywhere it belongs, version the final model, release the parties."""
         self.summary.status = status
         self.summary.finished_at = datetime.now(UTC).isoformat()
+        log.info("run %s %s after %d rounds", self.run_id, status, len(self.summary.rounds))
         self.summary.rejected_messages = dict(self.coordinator.rejected)
         self.summary.late_messages = dict(self.coordinator.late)
         path = self._save_summary()

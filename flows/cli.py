@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from components.config import load_federation_config
 from components.errors import ConsortiaError
+from components.logs import configure_logging
 from components.summary import RoundRow, RunSummary
 from components.workspace import Workspace
 
@@ -29,12 +29,7 @@ WorkspaceOption = Annotated[
 
 def _setup_logging(workspace: Workspace) -> None:
     workspace.logs.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        filename=workspace.logs / "coordinator.log",
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        force=True,  # libraries imported earlier (opacus) may have configured logging already
-    )
+    configure_logging(filename=workspace.logs / "coordinator.log")
 
 
 def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rounds: int) -> Path:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from components.config import dump_yaml
 from components.errors import ConsortiaError
+from components.logs import configure_logging
 from components.transport import read_public_key, write_keypair
 from party_agent.config import PartyConfig, load_party_config
 
@@ -118,11 +119,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Join the coordinator and serve training requests until stopped (Ctrl-C)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(logging.DEBUG if verbose else logging.INFO, stream=sys.stderr)
     from party_agent.agent import PartyAgent
 
     try:

@@ -22,7 +22,8 @@ from tests.federation_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-SLOW_ROUNDS = {"local_epochs": 150, "batch_size": 8, "learning_rate": 0.01, "momentum": 0.0}
+SLOW_ROUNDS = {"local_epochs": 150, "batch_size": 8, "learning_rate": 0.01, "momentum": 0.0}  # a kill lands mid-round
+QUICK_ROUNDS = {**SLOW_ROUNDS, "local_epochs": 40}
 
 
 def test_killed_party_is_dropped_and_rejoins_after_restart(tmp_path):
@@ -69,7 +70,7 @@ def test_coordinator_killed_after_round_3_resumes_to_the_same_model(tmp_path):
         rounds=8,
         min_parties=3,
         round_timeout_s=30,
-        training=SLOW_ROUNDS,
+        training=QUICK_ROUNDS,  # the coordinator is killed between rounds: no need for long ones
     )
     config = str(layout.federation_config)
     with PartyProcesses(layout.party_configs, workspace.logs):
