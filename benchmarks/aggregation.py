@@ -23,9 +23,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from benchmarks.machine import machine_facts
 from benchmarks.models import filled_params, model_bytes, spec_for
-from benchmarks.records import command_line, median, now, write_record
+from benchmarks.records import measure_and_record, median
 from benchmarks.tables import Goal, TextTable, met
 from components.strategies.base import ClientUpdate
 from components.strategies.fedavg import FedAvg
@@ -174,12 +173,4 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     args = parser.parse_args(arguments)
     console = Console()
     setup = AggregationSetup(update_counts=[10, 25], runs=1) if args.quick else AggregationSetup()
-    started, facts, clock = now(), machine_facts(), time.perf_counter()
-    result = run(setup, console)
-    for table in tables(result):
-        console.print(table.rich())
-    if args.quick:
-        return None
-    path = write_record(NAME, command_line(NAME, arguments), result, started, time.perf_counter() - clock, facts)
-    console.print(f"wrote {path}")
-    return path
+    return measure_and_record(NAME, arguments, lambda: run(setup, console), tables, console, args.quick)

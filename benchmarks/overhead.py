@@ -19,7 +19,6 @@ import argparse
 import gc
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +27,8 @@ import psutil
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from benchmarks.machine import machine_facts
 from benchmarks.models import SIZES, model_bytes, parameter_count, spec_for
-from benchmarks.records import command_line, median, now, write_record
+from benchmarks.records import measure_and_record, median, scratch_folder
 from benchmarks.tables import TextTable
 from benchmarks.workspace import LocalFederation, build_federation
 from components.config import FederationConfig, ModelConfig, load_federation_config
@@ -214,17 +212,5 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
         setup = OverheadSetup(party_counts=[1, 2], sizes={"10K": SIZES["10K"], "1M": SIZES["1M"]})
     else:
         setup = OverheadSetup()
-    started, facts, clock = now(), machine_facts(), time.perf_counter()
-    scratch = args.keep or Path(tempfile.mkdtemp(prefix="consortia-overhead-"))
-    try:
-        result = run(setup, scratch, console)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(scratch, ignore_errors=True)
-    for table in tables(result):
-        console.print(table.rich())
-    if args.quick:
-        return None
-    path = write_record(NAME, command_line(NAME, arguments), result, started, time.perf_counter() - clock, facts)
-    console.print(f"wrote {path}")
-    return path
+    with scratch_folder(args.keep, "consortia-overhead-") as scratch:
+        return measure_and_record(NAME, arguments, lambda: run(setup, scratch, console), tables, console, args.quick)

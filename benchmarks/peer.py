@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,9 +33,8 @@ from rich.console import Console
 
 from benchmarks.flower import FLWR_VERSION, FlowerDeployment, FlowerUnavailable, ensure_flower
 from benchmarks.launch import Launched
-from benchmarks.machine import machine_facts
 from benchmarks.memory import PeakMemory
-from benchmarks.records import command_line, median, now, write_record
+from benchmarks.records import measure_and_record, median, scratch_folder
 from benchmarks.relay import CountingRelay
 from benchmarks.tables import Goal, TextTable, met
 from benchmarks.workspace import LocalFederation, build_federation
@@ -364,17 +361,5 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     args = parser.parse_args(arguments)
     console = Console()
     setup = PeerSetup(rounds=3, seeds=[0]) if args.quick else PeerSetup()
-    started, facts, clock = now(), machine_facts(), time.perf_counter()
-    scratch = args.keep or Path(tempfile.mkdtemp(prefix="consortia-peer-"))
-    try:
-        result = run(setup, scratch, console)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(scratch, ignore_errors=True)
-    for table in tables(result):
-        console.print(table.rich())
-    if args.quick:
-        return None
-    path = write_record(NAME, command_line(NAME, arguments), result, started, time.perf_counter() - clock, facts)
-    console.print(f"wrote {path}")
-    return path
+    with scratch_folder(args.keep, "consortia-peer-") as scratch:
+        return measure_and_record(NAME, arguments, lambda: run(setup, scratch, console), tables, console, args.quick)

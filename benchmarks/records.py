@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import statistics
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from rich.console import Console
 
 from benchmarks.machine import MachineFacts, machine_facts
 
@@ -69,3 +74,34 @@ def median(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("median of no values")
     return float(statistics.median(values))
+
+
+def measure_and_record(
+    name: str,
+    arguments: Sequence[str],
+    measure: Callable[[], BaseModel],
+    tables: Callable[[Any], Sequence[Any]],
+    console: Console,
+    quick: bool,
+) -> Path | None:
+    """Run ``measure``, print its tables and, unless ``quick``, write its record (command, machine, timing)."""
+    started, facts, clock = now(), machine_facts(), time.perf_counter()
+    result = measure()
+    for table in tables(result):
+        console.print(table.rich())
+    if quick:
+        return None
+    path = write_record(name, command_line(name, arguments), result, started, time.perf_counter() - clock, facts)
+    console.print(f"wrote {path}")
+    return path
+
+
+@contextmanager
+def scratch_folder(keep: Path | None, prefix: str) -> Iterator[Path]:
+    """``keep`` if given (left in place), else a temporary folder removed afterwards."""
+    folder = keep or Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)

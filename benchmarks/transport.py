@@ -30,9 +30,8 @@ import zmq
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from benchmarks.machine import machine_facts
 from benchmarks.models import SIZES, filled_params, spec_for
-from benchmarks.records import command_line, median, now, write_record
+from benchmarks.records import measure_and_record, median
 from benchmarks.tables import Goal, TextTable, met
 from benchmarks.transport_party import PARTY, Way, respond
 from components.coordinator import Coordinator
@@ -274,12 +273,4 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     args = parser.parse_args(arguments)
     console = Console()
     setup = TransportSetup(sizes={"10K": SIZES["10K"], "1M": SIZES["1M"]}, runs=1) if args.quick else TransportSetup()
-    started, facts, clock = now(), machine_facts(), time.perf_counter()
-    result = run(setup, console)
-    for table in tables(result):
-        console.print(table.rich())
-    if args.quick:
-        return None
-    path = write_record(NAME, command_line(NAME, arguments), result, started, time.perf_counter() - clock, facts)
-    console.print(f"wrote {path}")
-    return path
+    return measure_and_record(NAME, arguments, lambda: run(setup, console), tables, console, args.quick)
