@@ -13,14 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.data_context.types.base import (
-    DataContextConfig,
-    InMemoryStoreBackendDefaults,
-    ProgressBarsConfig,
-)
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from components.errors import ContractError
@@ -152,6 +146,8 @@ def read_dataset(path: Path, contract: Contract) -> pd.DataFrame:
 
 def validate_dataset(frame: pd.DataFrame, contract: Contract) -> ValidationSummary:
     """Run the contract's expectation suite on ``frame``; the summary holds outcomes only."""
+    import great_expectations as gx  # imported on first validation: the coordinator never pays for it
+
     batches = _whole_frame_batches()  # first: it also makes GE's context the active one
     suite = gx.ExpectationSuite(**contract.suite)
     batch = batches.get_batch(batch_parameters={"dataframe": frame})
@@ -205,6 +201,13 @@ def _shorten(items: list[Any]) -> str:
 @cache
 def _whole_frame_batches() -> Any:
     """One quiet in-memory GE context with a pandas dataframe asset, built on first use."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
     context = gx.get_context(
         mode="ephemeral",
         project_config=DataContextConfig(

@@ -72,6 +72,7 @@ class PartyAgent:
         self._stop = threading.Event()
         self._current = ("", 0)
         self._secagg: tuple[tuple[str, int], SecAggClient] | None = None
+        self._hello_sent_at = float("-inf")
 
     # ---- main loop ----
     def run(self) -> None:
@@ -84,7 +85,7 @@ class PartyAgent:
             len(self.frame),
             self.config.coordinator,
         )
-        self._send(endpoint, Envelope(kind=Kind.HELLO, sender=self.config.name, body=self._hello()))
+        self._say_hello(endpoint)
         last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -109,6 +110,10 @@ class PartyAgent:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
 
+    def _say_hello(self, endpoint: DealerEndpoint) -> None:
+        self._send(endpoint, Envelope(kind=Kind.HELLO, sender=self.config.name, body=self._hello()))
+        self._hello_sent_at = time.monotonic()
+
     def _send(self, endpoint: DealerEndpoint, envelope: Envelope, tensors: Params | None = None) -> None:
         frames = encode(envelope, tensors)
         if self.audit is not None:
@@ -123,7 +128,9 @@ class PartyAgent:
             log.warning("ignored a malformed message from the coordinator: %s", error)
             return
         if envelope.kind == Kind.ERROR and envelope.body.get("code") == HELLO_REQUIRED:
-            self._send(endpoint, Envelope(kind=Kind.HELLO, sender=self.config.name, body=self._hello()))
+            # a restarted coordinator answers every heartbeat queued while it was down: one hello is enough
+            if time.monotonic() - self._hello_sent_at >= self.config.heartbeat_interval_s:
+                self._say_hello(endpoint)
             return
         if envelope.kind in (Kind.WELCOME, Kind.ERROR):
             level = logging.WARNING if envelope.kind == Kind.ERROR else logging.INFO
