@@ -129,19 +129,41 @@ def run_consortia(federation: LocalFederation, relay_port: int, setup: PeerSetup
         coordinator_peak = peaks.peak_mb("coordinator")
     if summary.final_metrics is None:
         raise RuntimeError("the Consortia run finished without final metrics")
-    ends = times["round_ends"]
-    intervals = [later - earlier for earlier, later in zip(ends, ends[1:], strict=False)]
+    return _system_run(
+        "consortia",
+        seed,
+        times["round_ends"],
+        times["finished"] - launched_at,
+        relay,
+        summary.final_metrics.accuracy,
+        coordinator_peak,
+        party_peak,
+    )
+
+
+def _system_run(
+    system: System,
+    seed: int,
+    round_ends: Sequence[float],
+    wall_s: float,
+    relay: CountingRelay,
+    accuracy: float,
+    coordinator_peak_mb: float,
+    party_peak_mb: float,
+) -> SystemRun:
+    """One run's record; time per round is the median interval between consecutive round ends."""
+    intervals = [later - earlier for earlier, later in zip(round_ends, round_ends[1:], strict=False)]
     return SystemRun(
-        system="consortia",
+        system=system,
         seed=seed,
-        wall_s=times["finished"] - launched_at,
+        wall_s=wall_s,
         round_s=median(intervals),
         round_intervals_s=intervals,
         wire_up_bytes=relay.upstream,
         wire_down_bytes=relay.downstream,
-        accuracy=summary.final_metrics.accuracy,
-        coordinator_peak_mb=coordinator_peak,
-        party_peak_mb=party_peak,
+        accuracy=accuracy,
+        coordinator_peak_mb=coordinator_peak_mb,
+        party_peak_mb=party_peak_mb,
     )
 
 
@@ -173,19 +195,15 @@ def run_flower(federation: LocalFederation, setup: PeerSetup, seed: int, bin_dir
         result = deployment.wait_for_result(result_file, setup.timeout_s)
         party_peak = max(peaks.peak_mb(f"supernode-{name}") for name in federation.party_data)
         coordinator_peak = peaks.peak_mb("superlink")
-    ends = result["round_ends"]  # the first is the initial evaluation, just before round 1
-    intervals = [later - earlier for earlier, later in zip(ends, ends[1:], strict=False)]
-    return SystemRun(
-        system="flower",
-        seed=seed,
-        wall_s=result["finished"] - launched_at,
-        round_s=median(intervals),
-        round_intervals_s=intervals,
-        wire_up_bytes=relay.upstream,
-        wire_down_bytes=relay.downstream,
-        accuracy=result["scores"][-1]["accuracy"],
-        coordinator_peak_mb=coordinator_peak,
-        party_peak_mb=party_peak,
+    return _system_run(
+        "flower",
+        seed,
+        result["round_ends"],  # the first is the initial evaluation, just before round 1
+        result["finished"] - launched_at,
+        relay,
+        result["scores"][-1]["accuracy"],
+        coordinator_peak,
+        party_peak,
     )
 
 
