@@ -88,7 +88,7 @@ def measure(
     federation: LocalFederation, size: str, hidden: list[int], rounds: int, console: Console
 ) -> tuple[list[float], list[float]]:
     """Round times and slowest-party compute times of ``rounds`` rounds after one warm-up round."""
-    base: FederationConfig = load_federation_config(federation.federation_config)
+    base: FederationConfig = load_federation_config(federation.layout.federation_config)
     config = base.model_copy(update={"model": ModelConfig(hidden=hidden, seed=base.model.seed), "rounds": rounds + 1})
     run_id = f"overhead-{size}-{len(config.parties)}p-{int(time.time())}"
     session = FederationSession(config, federation.workspace, run_id)
@@ -138,7 +138,7 @@ def run(setup: OverheadSetup, scratch: Path, console: Console) -> OverheadResult
             scratch / f"parties-{parties}", parties, 1, setup.seed, [32], alpha=setup.alpha, round_timeout_s=1800
         )
         console.print(f"  {parties} party process(es)")
-        with PartyProcesses(federation.party_configs, federation.workspace.logs):
+        with PartyProcesses(federation.layout.party_configs, federation.workspace.logs):
             for size, spec, asked in cases:
                 round_times, slowest = measure(federation, size, spec.hidden, setup.measured_rounds, console)
                 rows.append(

@@ -99,7 +99,7 @@ def run_consortia(federation: LocalFederation, relay_port: int, setup: PeerSetup
 
     timeline = federation.workspace.root / "timeline.json"
     logs = federation.workspace.logs
-    coordinator_port = int(federation.bind.rsplit(":", 1)[1])
+    coordinator_port = int(federation.layout.bind.rsplit(":", 1)[1])
     with CountingRelay(coordinator_port, port=relay_port) as relay, PeakMemory() as peaks, Launched(logs) as launched:
         launched_at = time.time()
         coordinator = launched.start(
@@ -108,13 +108,13 @@ def run_consortia(federation: LocalFederation, relay_port: int, setup: PeerSetup
                 sys.executable,
                 "-m",
                 "benchmarks.coordinator",
-                str(federation.federation_config),
+                str(federation.layout.federation_config),
                 str(federation.workspace.root),
                 str(timeline),
             ],
         )
         peaks.watch("coordinator", coordinator.pid)
-        with PartyProcesses(federation.party_configs, logs) as parties:
+        with PartyProcesses(federation.layout.party_configs, logs) as parties:
             for name, process in parties.processes.items():
                 peaks.watch(name, process.pid)
             try:
@@ -125,7 +125,7 @@ def run_consortia(federation: LocalFederation, relay_port: int, setup: PeerSetup
                 raise RuntimeError(f"Consortia run failed ({code}):\n{launched.log_tail('coordinator')}")
         times = json.loads(timeline.read_text())
         summary = RunSummary.read(Path(times["summary"]))
-        party_peak = max(peaks.peak_mb(name) for name in federation.party_configs)
+        party_peak = max(peaks.peak_mb(name) for name in federation.layout.party_configs)
         coordinator_peak = peaks.peak_mb("coordinator")
     if summary.final_metrics is None:
         raise RuntimeError("the Consortia run finished without final metrics")
@@ -180,12 +180,14 @@ def run_flower(federation: LocalFederation, setup: PeerSetup, seed: int, bin_dir
         "batch-size": setup.training.batch_size,
         "learning-rate": setup.training.learning_rate,
         "momentum": setup.training.momentum,
-        "holdout": str(federation.holdout),
+        "holdout": str(federation.layout.holdout),
         "result": str(result_file),
     }
     superlink_port = free_port()
     relay = CountingRelay(superlink_port)
-    deployment = FlowerDeployment(bin_dir, home, federation.party_data, port=superlink_port, fleet_port=relay.port)
+    deployment = FlowerDeployment(
+        bin_dir, home, federation.layout.party_data, port=superlink_port, fleet_port=relay.port
+    )
     with relay, PeakMemory() as peaks, deployment:
         launched_at = time.time()
         deployment.start()
@@ -193,7 +195,7 @@ def run_flower(federation: LocalFederation, setup: PeerSetup, seed: int, bin_dir
             peaks.watch(name, pid)
         deployment.submit(run_config)
         result = deployment.wait_for_result(result_file, setup.timeout_s)
-        party_peak = max(peaks.peak_mb(f"supernode-{name}") for name in federation.party_data)
+        party_peak = max(peaks.peak_mb(f"supernode-{name}") for name in federation.layout.party_data)
         coordinator_peak = peaks.peak_mb("superlink")
     return _system_run(
         "flower",

@@ -56,6 +56,12 @@ def strategies_body(data: dict[str, Any], record: Record | None) -> str:
     return printed(lambda console: strategies.show(result, console))
 
 
+def strategies_goals(data: dict[str, Any]) -> list[Goal]:
+    from benchmarks import strategies
+
+    return strategies.goals(strategies.BenchmarkResult.model_validate(data))
+
+
 def valuation_body(data: dict[str, Any], record: Record | None) -> str:
     from benchmarks import valuation
 
@@ -80,7 +86,7 @@ SECTIONS: dict[str, Section] = {
         "Aggregation: FedAvg vs memory bandwidth",
         *own(aggregation.AggregationResult, aggregation.tables, aggregation.goals),
     ),
-    "strategies": Section("Aggregation strategies (benchmarks/strategies.py)", strategies_body),
+    "strategies": Section("Aggregation strategies (benchmarks/strategies.py)", strategies_body, strategies_goals),
     "valuation": Section("Contribution valuation (benchmarks/valuation.py)", valuation_body),
     "dashboard": Section("Dashboard render times (benchmarks/dashboard.py)", dashboard_body),
 }

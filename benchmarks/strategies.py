@@ -18,7 +18,9 @@ n=10 bad, trimmed mean needs beta >= f/n = 0.2 (the minimum; beta=0.3 adds a mar
 (Karimireddy, He, Jaggi 2022) averages random pairs (s=2, the largest s with s*f/n < 1/2) and hands
 the 5 bucket means to the inner rule; up to 2 of those 5 can hold an attacker, so a trimmed mean over
 buckets would need beta >= 0.4, which on 5 inputs is the median. The bucketed trimmed mean keeps
-beta=0.2 (trimming 1 of 5 per side) to sit beside the plain row with the same option.
+beta=0.2 (trimming 1 of 5 per side) to sit beside the plain row with the same option. Nearest-neighbour
+mixing (Allouah et al. 2023) replaces each update by the mean of its n - f = 8 nearest before the
+inner rule, with f=2 as for Multi-Krum.
 
 Prints a table and writes ``benchmarks/results/strategies.json``.
 """
@@ -39,6 +41,7 @@ from rich.table import Table
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from benchmarks.tables import Goal, met
 from components.model import ModelSpec, build_model, get_params
 from components.params import Params
 from components.partition import partition_dirichlet
@@ -235,6 +238,12 @@ ROBUST: list[tuple[str, str, dict[str, Any]]] = [
         "bucketing",
         {"inner": "trimmed_mean", "inner_options": {"beta": 0.2}, "bucket_size": 2, "seed": BUCKET_SEED},
     ),
+    ("Mixing(Median, f=2)", "mixing", {"inner": "median", "f": 2}),
+    (
+        "Mixing(Trimmed mean (beta=0.2), f=2)",
+        "mixing",
+        {"inner": "trimmed_mean", "inner_options": {"beta": 0.2}, "f": 2},
+    ),
 ]
 
 
@@ -365,6 +374,40 @@ def show(result: BenchmarkResult, console: Console) -> None:
     )
     console.print(result.verdicts.model_dump())
     console.print(f"{result.seconds:.0f} s")
+
+
+def goals(result: BenchmarkResult) -> list[Goal]:
+    """The issue's two accuracy goals, for the goals table of BENCHMARKS.md."""
+    verdicts = result.verdicts
+    best = next(run for run in result.strategies if run.name == verdicts.best_of_fedprox_fedadam)
+    drops = {row.strategy: row for row in result.robustness}
+    fedavg = drops["FedAvg"]
+
+    def listed(names: list[str]) -> str:
+        return "; ".join(f"{name} {drops[name].drop * 100:+.1f}" for name in names)
+
+    plain = [name for name in ("Median", "Trimmed mean (beta=0.2)", "Multi-Krum (f=2)") if name in drops]
+    mixed = [name for name in drops if name.startswith("Mixing(")]
+    own = verdicts.robust_within_3_points_of_own_clean_run
+    robust_goal = "2 of 10 parties send sign-flipped 10x updates: robust rules lose at most 3 points, FedAvg collapses"
+    return [
+        Goal(
+            "Strategies on digits, Dirichlet 0.3: best of FedProx/FedAdam within 3 points of centralized",
+            f"{best.name} {best.mean:.3f} vs centralized {result.centralized.mean:.3f} "
+            f"(gap {verdicts.gap_to_centralized * 100:.1f} points)",
+            met(verdicts.within_3_points),
+        ),
+        Goal(
+            robust_goal + " (plain rules)",
+            f"drop in points: {listed(plain)}; FedAvg {fedavg.clean:.3f} -> {fedavg.attacked:.3f}",
+            met(all(own[name] for name in plain) and verdicts.fedavg_collapses_under_attack),
+        ),
+        Goal(
+            robust_goal + " (after nearest-neighbour mixing)",
+            f"drop in points: {listed(mixed)}" if mixed else "no mixing rows",
+            met(all(own[name] for name in mixed) and verdicts.fedavg_collapses_under_attack) if mixed else met(None),
+        ),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

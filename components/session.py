@@ -320,9 +320,14 @@ class FederationSession:
             raise QuorumNotReached(
                 f"round {round_number}: {len(updates)} usable updates, need {self.config.min_parties} ({problems})"
             )
-        save_arrays(
-            self.checkpoints.global_params(round_number), self.strategy.aggregate(round_number, current, updates)
-        )
+        try:
+            aggregated = self.strategy.aggregate(round_number, current, updates)
+        except ValueError as error:  # e.g. Multi-Krum or mixing given too few updates for their f
+            raise QuorumNotReached(
+                f"round {round_number}: strategy {self.config.strategy.name!r} cannot aggregate "
+                f"{len(updates)} updates: {error}"
+            ) from None
+        save_arrays(self.checkpoints.global_params(round_number), aggregated)
         self._save_updates(round_number, updates)
         return {
             "round": round_number,

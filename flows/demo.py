@@ -53,8 +53,15 @@ Dataset = Literal["breast_cancer", "digits"]
 class DemoLayout:
     federation_config: Path
     party_configs: dict[str, Path]
+    party_data: dict[str, Path]
     holdout: Path
     train_frame: pd.DataFrame
+    bind: str  # where the coordinator listens
+
+
+def demo_party_names(count: int) -> list[str]:
+    """Greek letters for up to ten parties, ``party-00``, ``party-01``, ... for more."""
+    return PARTY_NAMES[:count] if count <= len(PARTY_NAMES) else [f"party-{index:02d}" for index in range(count)]
 
 
 def dataset_frame(name: Dataset) -> pd.DataFrame:
@@ -81,10 +88,16 @@ def prepare_demo(
     seed: int = 0,
     dataset: Dataset = "breast_cancer",
     port: int | None = None,
+    hidden: tuple[int, ...] = (32,),
+    party_address: str | None = None,
 ) -> DemoLayout:
-    """Write data, keys and configs for a local federation of ``parties`` parties."""
-    if not 1 <= parties <= len(PARTY_NAMES):
-        raise ValueError(f"the demo supports 1 to {len(PARTY_NAMES)} parties")
+    """Write data, keys and configs for a local federation of ``parties`` parties.
+
+    Parties dial ``party_address`` when given (e.g. a relay in front of the coordinator), else the
+    address the coordinator binds.
+    """
+    if parties < 1:
+        raise ValueError(f"a federation needs at least one party, got {parties}")
     workspace.create()
     contract = load_contract(dataset)
     frame = dataset_frame(dataset)
@@ -99,8 +112,8 @@ def prepare_demo(
     train = train.reset_index(drop=True)
     shares = partition(partition_kind, train[contract.target].to_numpy(), parties, seed, alpha)
     address = f"tcp://127.0.0.1:{port or free_port()}"
-    entries, party_configs = [], {}
-    for name, rows in zip(PARTY_NAMES[:parties], shares, strict=False):
+    entries, party_configs, party_data = [], {}, {}
+    for name, rows in zip(demo_party_names(parties), shares, strict=True):
         folder = workspace.parties / name
         data_path = folder / "data" / "train.csv"
         data_path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,18 +123,19 @@ def prepare_demo(
             "name": name,
             "data": str(data_path),
             "contract": dataset,
-            "coordinator": address,
+            "coordinator": party_address or address,
             "coordinator_public_key": coordinator_public,
             "secret_key_file": str(secret),
             "heartbeat_interval_s": 1.0,
             "audit_log": str(folder / "audit.bin"),
         }
         party_configs[name] = _write_yaml(folder / "party.yaml", party_yaml)
+        party_data[name] = data_path
         entries.append(PartyEntry(name=name, public_key=read_keypair(secret).public))
     config = FederationConfig(
         name=f"{dataset.replace('_', '-')}-demo",
         contract=ContractRef(name=dataset, version=contract.version),
-        model=ModelConfig(hidden=[32], seed=seed),
+        model=ModelConfig(hidden=list(hidden), seed=seed),
         training=TrainingSpec(seed=seed),
         rounds=rounds,
         min_parties=max(1, parties - 1),
@@ -133,7 +147,7 @@ def prepare_demo(
         promotion=PromotionConfig(model_name=f"consortia-{dataset.replace('_', '-')}"),
     )
     federation_path = dump_yaml(config, workspace.root / "federation.yaml")
-    return DemoLayout(federation_path, party_configs, holdout_path, train)
+    return DemoLayout(federation_path, party_configs, party_data, holdout_path, train, address)
 
 
 def _write_yaml(path: Path, payload: dict[str, object]) -> Path:

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+
+
+def stop_process_groups(processes: Iterable[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
+    """SIGTERM each process's group, wait up to ``timeout_s`` in all, then SIGKILL whatever is left of each group.
+
+    Every process must lead its own group (``start_new_session=True``), so whatever it started stops with it.
+    """
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)  # the group id is the leader's pid
 
 
 class PartyProcesses:
@@ -45,16 +70,7 @@ class PartyProcesses:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process_groups(self.processes.values(), timeout_s)
 
     def __exit__(
         self,

@@ -9,6 +9,7 @@ from components.kernels import (
     krum_scores,
     multi_krum,
     multi_krum_selection,
+    nearest_neighbour_mixing,
     trimmed_mean,
 )
 
@@ -75,6 +76,26 @@ def test_multi_krum_weights_the_kept_updates():
     updates = [one(0), one(1), one(2), one(3), one(-50), one(80)]
     out = multi_krum(updates, f=1, m=2, weights=[1, 3, 1, 1, 1, 1])  # keeps 1 and 2 (the most central)
     np.testing.assert_allclose(out["w"], [(3 * 1 + 1 * 2) / 4])
+
+
+def test_nearest_neighbour_mixing_by_hand():
+    # f=1 of 4: each update becomes the mean of its 3 nearest, itself included.
+    mixed = nearest_neighbour_mixing([one(0, 0), one(1, 0), one(2, 0), one(100, 3)], f=1)
+    # 0, 1 and 2 each have {0, 1, 2} -> (1, 0); 100 has {100, 2, 1} -> (103/3, 1)
+    expected = [[1, 0], [1, 0], [1, 0], [103 / 3, 1]]
+    for out, want in zip(mixed, expected, strict=True):
+        np.testing.assert_allclose(out["w"], want, rtol=1e-6)
+        assert out["w"].dtype == np.float32
+
+
+def test_nearest_neighbour_mixing_with_f_zero_is_the_mean_everywhere():
+    mixed = nearest_neighbour_mixing([one(1), one(2), one(6)], f=0)
+    np.testing.assert_allclose([m["w"][0] for m in mixed], [3, 3, 3])
+
+
+def test_nearest_neighbour_mixing_needs_more_than_2f_updates():
+    with pytest.raises(ValueError, match="more than 2f = 4"):
+        nearest_neighbour_mixing([one(0), one(1), one(2), one(3)], f=2)
 
 
 def test_clip_delta_scales_long_deltas_to_the_bound():

@@ -9,6 +9,7 @@ from components.params import Params
 from components.strategies import ClientUpdate, build_strategy, strategy_names
 from components.strategies.bucketing import Bucketing
 from components.strategies.median import CoordinateMedian
+from components.strategies.mixing import NearestNeighbourMixing
 
 
 def update(party: str, *values: float, examples: int = 1) -> ClientUpdate:
@@ -21,7 +22,7 @@ def zeros(size: int) -> dict[str, np.ndarray]:
 
 def test_every_strategy_of_the_issue_is_registered():
     expected = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "median", "trimmed_mean", "multikrum"}
-    assert expected | {"clipping", "dp", "bucketing"} == set(strategy_names())
+    assert expected | {"clipping", "dp", "bucketing", "mixing"} == set(strategy_names())
 
 
 def test_options_are_given_by_name():
@@ -97,12 +98,21 @@ def test_clipping_wraps_any_strategy():
     np.testing.assert_allclose(out["w"], [(0.6 + 0.0) / 2, (0.8 + 0.5) / 2])
 
 
-def test_clipping_passes_options_and_state_to_the_inner_strategy():
-    strategy = build_strategy("clipping", max_norm=10.0, inner="fedprox", inner_options={"mu": 0.5})
-    assert strategy.training_overrides() == {"proximal_mu": 0.5}
-    adam = build_strategy("clipping", max_norm=10.0, inner="fedadam")
-    adam.aggregate(1, zeros(1), [update("a", 1.0)])
-    assert set(adam.state()) == {"m.w", "v.w"}
+@pytest.mark.parametrize(
+    ("wrapper", "options"),
+    [
+        ("clipping", {"max_norm": 10.0}),
+        ("bucketing", {"seed": 0}),
+        ("mixing", {"f": 0}),
+        ("dp", {"clip_norm": 10.0, "noise_multiplier": 1.0}),
+    ],
+)
+def test_wrappers_pass_local_training_settings_and_state_through(wrapper: str, options: dict) -> None:
+    prox = build_strategy(wrapper, inner="fedprox", inner_options={"mu": 0.5}, **options)
+    assert prox.training_overrides() == {"proximal_mu": 0.5}
+    adam = build_strategy(wrapper, inner="fedadam", **options)
+    adam.aggregate(1, zeros(1), [update("a", 1.0), update("b", 3.0)])
+    assert {"m.w", "v.w"} <= {name.removeprefix("inner.") for name in adam.state()}
 
 
 class Recorder(CoordinateMedian):
@@ -151,14 +161,32 @@ def test_bucketing_of_size_one_is_the_inner_strategy():
     np.testing.assert_array_equal(out["w"], [1.0])
 
 
-def test_bucketing_passes_options_and_state_to_the_inner_strategy():
+def test_bucketing_options_reach_it_and_its_inner_strategy():
     strategy = build_strategy("bucketing", inner="trimmed_mean", inner_options={"beta": 0.1}, bucket_size=3)
     assert (strategy.bucket_size, strategy.inner.beta) == (3, 0.1)
-    assert build_strategy("bucketing", inner="fedprox", inner_options={"mu": 0.5}).training_overrides() == {
-        "proximal_mu": 0.5
-    }
-    adam = build_strategy("bucketing", inner="fedadam", seed=0)
-    adam.aggregate(1, zeros(1), [update("a", 1.0), update("b", 3.0)])
-    assert set(adam.state()) == {"m.w", "v.w"}
     with pytest.raises(ValueError, match="bucket_size"):
         build_strategy("bucketing", bucket_size=0)
+
+
+def test_mixing_then_median_recovers_the_honest_mean_that_plain_median_misses():
+    honest = [update(p, v) for p, v in zip("abcdef", (0.0, 2.0, 4.0, 6.0, 8.0, 10.0), strict=True)]
+    evil = [update("x", -1000.0), update("y", -1000.0)]
+    plain = build_strategy("median").aggregate(1, zeros(1), honest + evil)
+    np.testing.assert_allclose(plain["w"], [3.0])  # sorted: -1000, -1000, 0, 2 | 4, 6, 8, 10
+    # f=2: each honest update's 6 nearest are the 6 honest ones, so each becomes their mean, 5
+    mixed = build_strategy("mixing", inner="median", f=2).aggregate(1, zeros(1), honest + evil)
+    np.testing.assert_allclose(mixed["w"], [5.0])
+
+
+def test_mixing_keeps_names_and_example_counts_for_the_inner_strategy():
+    inner = Recorder()
+    NearestNeighbourMixing(inner, f=0).aggregate(1, zeros(1), [update("a", 1.0, examples=3), update("b", 3.0)])
+    assert [(u.party, u.num_examples) for u in inner.seen] == [("a", 3), ("b", 1)]
+    np.testing.assert_allclose([u.params["w"][0] for u in inner.seen], [2.0, 2.0])
+
+
+def test_mixing_options_reach_it_and_its_inner_strategy():
+    strategy = build_strategy("mixing", inner="trimmed_mean", inner_options={"beta": 0.2}, f=2)
+    assert (strategy.f, strategy.inner.beta) == (2, 0.2)
+    with pytest.raises(ValueError, match="f must be non-negative"):
+        build_strategy("mixing", f=-1)

@@ -50,6 +50,21 @@ class Stateless:
         return None
 
 
+class Wrapping:
+    """Mixin for wrappers that change only the updates: local training and state are ``inner``'s."""
+
+    inner: Strategy
+
+    def training_overrides(self) -> dict[str, Any]:
+        return self.inner.training_overrides()
+
+    def state(self) -> Params:
+        return self.inner.state()
+
+    def load_state(self, state: Params) -> None:
+        self.inner.load_state(state)
+
+
 def with_prefix(state: Params, prefix: str) -> Params:
     """A wrapped strategy's state, renamed ``prefix + name`` so it can sit beside the wrapper's own."""
     return {prefix + name: array for name, array in state.items()}

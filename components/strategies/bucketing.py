@@ -14,13 +14,12 @@ who knows the seed can choose its bucket mates, so leave it ``None`` in producti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from components.aggregation import WeightedMean
 from components.params import Params
-from components.strategies.base import ClientUpdate, Strategy
+from components.strategies.base import ClientUpdate, Strategy, Wrapping
 
 
 def bucket_mean(updates: Sequence[ClientUpdate]) -> ClientUpdate:
@@ -37,7 +36,7 @@ def bucket_mean(updates: Sequence[ClientUpdate]) -> ClientUpdate:
     )
 
 
-class Bucketing:
+class Bucketing(Wrapping):
     """Feed ``inner`` the means of random buckets of ``bucket_size`` updates instead of the updates themselves."""
 
     name = "bucketing"
@@ -60,12 +59,3 @@ class Bucketing:
             raise ValueError("cannot aggregate an empty list of updates")
         means = [bucket_mean([updates[i] for i in members]) for members in self.buckets(round_number, len(updates))]
         return self.inner.aggregate(round_number, current, means)
-
-    def training_overrides(self) -> dict[str, Any]:
-        return self.inner.training_overrides()
-
-    def state(self) -> Params:
-        return self.inner.state()
-
-    def load_state(self, state: Params) -> None:
-        self.inner.load_state(state)

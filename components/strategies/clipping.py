@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from components.kernels import clip_delta
 from components.params import Params
-from components.strategies.base import ClientUpdate, Strategy
+from components.strategies.base import ClientUpdate, Strategy, Wrapping
 
 
-class NormClipping:
+class NormClipping(Wrapping):
     """Scale each update's delta from ``current`` to L2 norm at most ``max_norm``, then delegate to ``inner``."""
 
     name = "clipping"
@@ -25,12 +24,3 @@ class NormClipping:
     def aggregate(self, round_number: int, current: Params, updates: Sequence[ClientUpdate]) -> Params:
         clipped = [replace(u, params=clip_delta(u.params, current, self.max_norm)[0]) for u in updates]
         return self.inner.aggregate(round_number, current, clipped)
-
-    def training_overrides(self) -> dict[str, Any]:
-        return self.inner.training_overrides()
-
-    def state(self) -> Params:
-        return self.inner.state()
-
-    def load_state(self, state: Params) -> None:
-        self.inner.load_state(state)

@@ -1,7 +1,7 @@
 """Strategy lookup by the name used in federation configs.
 
 Options are plain keywords, e.g. ``build_strategy("trimmed_mean", beta=0.2)``. The wrappers
-``clipping``, ``dp`` and ``bucketing`` take the wrapped strategy's name as ``inner`` and its options as
+``clipping``, ``dp``, ``bucketing`` and ``mixing`` take the wrapped strategy's name as ``inner`` and its options as
 ``inner_options``: ``build_strategy("dp", inner="fedadam", inner_options={"server_learning_rate": 0.03},
 clip_norm=1.0, noise_multiplier=1.0)``.
 """
@@ -19,6 +19,7 @@ from components.strategies.fedavg import FedAvg
 from components.strategies.fedopt import FedAdagrad, FedAdam, FedYogi
 from components.strategies.fedprox import FedProx
 from components.strategies.median import CoordinateMedian
+from components.strategies.mixing import NearestNeighbourMixing
 from components.strategies.multikrum import MultiKrum
 from components.strategies.trimmed_mean import TrimmedMean
 
@@ -42,6 +43,7 @@ _FACTORIES: dict[str, Callable[..., Strategy]] = {
     "clipping": _wrapper(NormClipping),
     "dp": _wrapper(DifferentialPrivacy),
     "bucketing": _wrapper(Bucketing),
+    "mixing": _wrapper(NearestNeighbourMixing),
 }
 
 
