@@ -1,8 +1,69 @@
-"""Test-wide settings: a private Prefect home so tests never touch ~/.prefect."""
+"""Test-wide settings: a private Prefect home so tests never touch ~/.prefect, and a shared Prefect server."""
 
 import os
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="consortia-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``prefect server start`` for the session, exported as PREFECT_API_URL to every process started after.
+
+    This is how a team runs Consortia past one machine, and it spares each coordinator the embedded
+    server's start on a fresh database (about 20 s here). The demo and network-namespace tests clear
+    PREFECT_API_URL to keep covering the embedded default.
+    """
+    from flows.demo import free_port
+    from flows.processes import stop_process_groups
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+    log = home / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+            start_new_session=True,
+        )
+    previous = os.environ.get("PREFECT_API_URL")
+    try:
+        _wait_for_health(url, server, log, timeout_s=180)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        if os.environ.get("PREFECT_API_URL") == url:
+            os.environ.pop("PREFECT_API_URL")
+            if previous is not None:
+                os.environ["PREFECT_API_URL"] = previous
+        stop_process_groups([server])
+
+
+def _wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"prefect server not healthy within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")

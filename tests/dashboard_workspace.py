@@ -24,7 +24,6 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunS
         env = {
             **os.environ,
             "PREFECT_HOME": str(root / "prefect"),
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # 2 shared cores can be slow to start it
         }
         command = [sys.executable, "-m", "flows", "demo", "--workspace", str(root), "--parties", "2", "--rounds", "2"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)

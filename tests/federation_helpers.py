@@ -31,7 +31,15 @@ def consortia_command(*args: str, workspace: Path) -> list[str]:
 
 
 def consortia_env(workspace: Path) -> dict[str, str]:
+    """This environment with the workspace's Prefect home (used only without the session's Prefect server)."""
     return {**os.environ, "PREFECT_HOME": str(workspace / "prefect")}
+
+
+def embedded_prefect_env(workspace: Path) -> dict[str, str]:
+    """Like ``consortia_env`` but without PREFECT_API_URL: the coordinator starts Prefect's embedded server."""
+    env = consortia_env(workspace)
+    env.pop("PREFECT_API_URL", None)
+    return {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}  # 2 shared cores: slow starts
 
 
 def run_consortia(*args: str, workspace: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -316,7 +316,7 @@ def test_live_refresh_turns_on_while_a_run_is_running(small_workspace, monkeypat
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunSummary]:
+def demo(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> tuple[Path, RunSummary]:
     return demo_workspace(tmp_path_factory)
 
 

@@ -124,7 +124,7 @@ class Chromium:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[tuple[str, str]]:
     """The dashboard served on a free port of 127.0.0.1 over the demo workspace; yields (url, run id)."""
     root, summary = demo_workspace(tmp_path_factory)
     port = _free_port()

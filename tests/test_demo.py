@@ -12,6 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.federation_helpers import embedded_prefect_env
+
 pytestmark = pytest.mark.integration
 
 
@@ -32,6 +34,7 @@ def test_demo_defaults_reach_the_centralized_baseline(tmp_path):
         capture_output=True,
         text=True,
         timeout=400,
+        env=embedded_prefect_env(workspace),  # the one-machine default: Prefect's embedded server
     )
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stdout + done.stderr
@@ -48,7 +51,7 @@ def test_demo_defaults_reach_the_centralized_baseline(tmp_path):
     assert _party_processes(workspace) == []
 
 
-def test_ctrl_c_stops_every_process_and_exits_non_zero(tmp_path):
+def test_ctrl_c_stops_every_process_and_exits_non_zero(tmp_path, prefect_server):
     workspace = tmp_path / "ws"
     demo = subprocess.Popen(
         [sys.executable, "-m", "flows", "demo", "--workspace", str(workspace), "--rounds", "50"],

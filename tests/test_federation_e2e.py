@@ -23,7 +23,7 @@ from flows.demo import prepare_demo
 from flows.processes import PartyProcesses
 from party_agent.audit import AuditLog
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 CANARIES = {"mean_radius": 123.456789, "mean_texture": 98.7654321, "worst_area": 4321.98765}
 
 

@@ -9,9 +9,11 @@ import sqlite3
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from components.checkpoints import RunCheckpoints, load_arrays
+from components.summary import RunSummary
 from flows.processes import PartyProcesses
 from tests.federation_helpers import (
     make_federation,
@@ -21,7 +23,7 @@ from tests.federation_helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 SLOW_ROUNDS = {"local_epochs": 150, "batch_size": 8, "learning_rate": 0.01, "momentum": 0.0}  # a kill lands mid-round
 QUICK_ROUNDS = {**SLOW_ROUNDS, "local_epochs": 40}
 
@@ -152,3 +154,23 @@ def parties_leave(config_path):
         text=True,
         timeout=120,
     )
+
+
+def test_a_contract_violation_at_one_party_stops_the_run_before_any_training(tmp_path):
+    workspace, layout = make_federation(tmp_path / "ws", parties=2, rounds=2, min_parties=2)
+    beta_rows = pd.read_csv(layout.party_data["beta"])
+    beta_rows.loc[2, "mean_radius"] = -1.0  # a radius cannot be negative: the contract says so
+    beta_rows.to_csv(layout.party_data["beta"], index=False)
+    with PartyProcesses(layout.party_configs, workspace.logs):
+        done = run_consortia("run", str(layout.federation_config), "--run-id", "violated", workspace=workspace.root)
+    assert done.returncode != 0
+    violation = "expect_column_values_to_be_between(mean_radius)"
+    printed = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
+    assert f"error: run violated failed: data contract violated at beta: {violation}" in printed
+    beta_log = (workspace.logs / "party-beta.log").read_text()
+    assert f"validated against breast_cancer@v1: FAILED ({violation})" in beta_log  # told at start-up
+    assert "validated against breast_cancer@v1: passed" in (workspace.logs / "party-alpha.log").read_text()
+    summary = RunSummary.read(workspace.summary_path("violated"))
+    assert summary.status == "failed" and summary.rounds == []
+    assert summary.validation["beta"]["success"] is False and summary.validation["alpha"]["success"] is True
+    assert not RunCheckpoints(workspace.checkpoints, "violated").global_params(1).exists()

@@ -24,7 +24,7 @@ from components.transport import DealerEndpoint, KeyPair, new_keypair, read_keyp
 from flows.processes import PartyProcesses
 from tests.federation_helpers import make_federation, rounds_done, run_consortia, start_consortia, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 MALLORY = "mallory"
 HONEST = ["alpha", "beta", "gamma"]
@@ -256,8 +256,7 @@ class Mallory:
         self.endpoint.close()
 
 
-def test_every_bad_frame_is_refused_and_counted_during_a_live_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # 2 shared cores: slow starts
+def test_every_bad_frame_is_refused_and_counted_during_a_live_run(tmp_path):
     workspace, layout = make_federation(
         tmp_path / "ws",
         parties=len(HONEST),

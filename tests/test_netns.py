@@ -19,7 +19,7 @@ import yaml
 from components.config import dump_yaml, load_federation_config
 from components.summary import RunSummary
 from flows.processes import PartyProcesses
-from tests.federation_helpers import consortia_command, consortia_env, make_federation
+from tests.federation_helpers import consortia_command, embedded_prefect_env, make_federation
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +108,7 @@ class PartiesInNamespace(PartyProcesses):
         return self.processes[name]
 
 
-def test_federation_runs_across_a_veth_link_between_namespaces(tmp_path, link, monkeypatch):
-    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # 2 shared cores: slow starts
+def test_federation_runs_across_a_veth_link_between_namespaces(tmp_path, link):
     workspace, layout = make_federation(tmp_path / "ws", parties=2, rounds=2, min_parties=2, round_timeout_s=60)
     address = f"tcp://{COORDINATOR_IP}:{PORT}"
     config = load_federation_config(layout.federation_config)
@@ -127,7 +126,7 @@ def test_federation_runs_across_a_veth_link_between_namespaces(tmp_path, link, m
             capture_output=True,
             text=True,
             timeout=300,
-            env=consortia_env(workspace.root),
+            env=embedded_prefect_env(workspace.root),  # 127.0.0.1 inside the namespace is not the host's
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     coordinator_rx, coordinator_tx = byte_counters(link.coordinator_ns, link.coordinator_dev)

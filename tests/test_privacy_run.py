@@ -10,7 +10,7 @@ import yaml
 from flows.processes import PartyProcesses
 from tests.federation_helpers import make_federation, run_consortia
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 DP = {"name": "dp", "options": {"inner": "fedavg", "clip_norm": 5.0, "noise_multiplier": 1.0}}
 
 

@@ -21,7 +21,7 @@ from flows.processes import PartyProcesses
 from party_agent.audit import AuditLog
 from tests.federation_helpers import make_federation, run_consortia
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 
 def test_coordinator_sees_only_masked_vectors_and_still_gets_fedavg(tmp_path):
