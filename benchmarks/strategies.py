@@ -13,6 +13,11 @@ Robustness: 2 of the 10 parties send their delta sign-flipped and scaled by 10; 
 with the robust strategies, side by side with their clean runs. DP: DP-FedAvg (central) with the
 epsilon the RDP accountant reports after each round.
 
+A second, adaptive attack shows where the robust rules stop: "a little is enough" (ALIE, Baruch et al.
+2019), where the 2 attackers know every honest update of the round and both send the honest mean
+shifted by z standard deviations per coordinate (z = 0.25 for n=10, f=2, the paper's choice), small
+enough to pass as honest.
+
 Robust options are set by the fraction of bad inputs each rule must tolerate, not tuned: with f=2 of
 n=10 bad, trimmed mean needs beta >= f/n = 0.2 (the minimum; beta=0.3 adds a margin). Bucketing
 (Karimireddy, He, Jaggi 2022) averages random pairs (s=2, the largest s with s*f/n < 1/2) and hands
@@ -30,14 +35,15 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
+from scipy.stats import norm
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -50,6 +56,7 @@ from components.strategies.dp import DifferentialPrivacy, RdpAccountant
 from components.training import TrainingSpec, predict_proba, train_local
 
 RESULTS = Path(__file__).parent / "results" / "strategies.json"
+Attack = Literal["sign_flip", "alie"]
 FROZEN = ["standardize.mean", "standardize.scale"]  # fitted statistics, not trained by parties
 
 
@@ -97,6 +104,7 @@ class RobustnessRow(BaseModel):
     attacked: float
     drop: float
     attacked_per_seed: list[float]
+    attack: str = "sign_flip"
 
 
 class Verdicts(BaseModel):
@@ -133,6 +141,7 @@ class BenchmarkResult(BaseModel):
     centralized: StrategyRun
     strategies: list[StrategyRun]
     robustness: list[RobustnessRow]
+    adaptive_attack: list[RobustnessRow] = Field(default_factory=list)
     verdicts: Verdicts
     accountant_check: AccountantCheck
     seconds: float
@@ -164,6 +173,21 @@ def sign_flip(params: Params, current: Params, scale: float) -> Params:
     return {name: (current[name] - scale * (a - current[name])).astype(a.dtype) for name, a in params.items()}
 
 
+def alie_z(parties: int, attackers: int) -> float:
+    """ALIE's shift in standard deviations: enough to move the median, too little to look like an outlier."""
+    supporters = parties // 2 + 1 - attackers
+    return float(norm.ppf((parties - supporters) / parties))
+
+
+def little_is_enough(honest: Sequence[Params], z: float) -> Params:
+    """The ALIE attack (Baruch et al. 2019): honest mean minus ``z`` honest standard deviations per coordinate."""
+    out = {}
+    for name, first in honest[0].items():
+        stacked = np.stack([np.asarray(update[name], dtype=np.float64) for update in honest])
+        out[name] = (stacked.mean(axis=0) - z * stacked.std(axis=0)).astype(first.dtype)
+    return out
+
+
 def accuracy(work: Workload, params: Params) -> float:
     """Share of scoring rows predicted right; a row with non-finite outputs (a diverged model) counts as wrong."""
     proba = predict_proba(work.spec, params, work.eval_x)
@@ -172,7 +196,13 @@ def accuracy(work: Workload, params: Params) -> float:
 
 
 def federate(
-    setup: Setup, work: Workload, strategy_name: str, options: dict[str, Any], seed: int, attackers: Sequence[int] = ()
+    setup: Setup,
+    work: Workload,
+    strategy_name: str,
+    options: dict[str, Any],
+    seed: int,
+    attackers: Sequence[int] = (),
+    attack: Attack = "sign_flip",
 ) -> tuple[float, list[float] | None]:
     """Final accuracy of a federated run and, for DP, the epsilon after each round."""
     strategy = build_strategy(strategy_name, **options)
@@ -186,9 +216,13 @@ def federate(
             params, result = train_local(
                 work.spec, current, work.train_x[rows], work.train_y[rows], local, round_number
             )
-            if party in attackers:
+            if party in attackers and attack == "sign_flip":
                 params = sign_flip(params, current, setup.attack_scale)
             updates.append(ClientUpdate(f"party-{party}", params, result.num_examples))
+        if attackers and attack == "alie":
+            honest = [u.params for i, u in enumerate(updates) if i not in attackers]
+            forged = little_is_enough(honest, alie_z(setup.parties, len(attackers)))
+            updates = [replace(u, params=forged) if i in attackers else u for i, u in enumerate(updates)]
         current = strategy.aggregate(round_number, current, updates)
         if isinstance(strategy, DifferentialPrivacy):
             epsilons.append(strategy.epsilon(setup.dp_delta))
@@ -296,14 +330,26 @@ def run(setup: Setup, console: Console) -> BenchmarkResult:
         console.print(f"  {name}: {runs[-1].mean:.3f}")
     attackers = list(range(setup.attackers))
     by_name = {r.name: r for r in runs}
-    robustness = []
-    for name, strategy, options in ROBUST:
-        attacked = [federate(setup, works[s], strategy, options, s, attackers)[0] for s in setup.seeds]
-        clean = by_name[name].mean
-        mean = float(np.mean(attacked))
-        robustness.append(
-            RobustnessRow(strategy=name, clean=clean, attacked=mean, drop=clean - mean, attacked_per_seed=attacked)
-        )
+
+    def under(attack: Attack) -> list[RobustnessRow]:
+        rows = []
+        for name, strategy, options in ROBUST:
+            attacked = [federate(setup, works[s], strategy, options, s, attackers, attack)[0] for s in setup.seeds]
+            clean, mean = by_name[name].mean, float(np.mean(attacked))
+            rows.append(
+                RobustnessRow(
+                    strategy=name,
+                    clean=clean,
+                    attacked=mean,
+                    drop=clean - mean,
+                    attacked_per_seed=attacked,
+                    attack=attack,
+                )
+            )
+            console.print(f"  {name} under {attack}: {mean:.3f}")
+        return rows
+
+    robustness, adaptive = under("sign_flip"), under("alie")
     best = max((by_name["FedProx"], by_name["FedAdam"]), key=lambda r: r.mean)
     clean_fedavg = by_name["FedAvg"].mean
     robust_rows = [row for row in robustness if row.strategy != "FedAvg"]
@@ -322,6 +368,7 @@ def run(setup: Setup, console: Console) -> BenchmarkResult:
         centralized=central,
         strategies=runs,
         robustness=robustness,
+        adaptive_attack=adaptive,
         verdicts=verdicts,
         accountant_check=check_accountant(),
         seconds=time.perf_counter() - started,
@@ -353,16 +400,23 @@ def show(result: BenchmarkResult, console: Console) -> None:
         gap = "" if run is result.centralized else f"{run.mean - central:+.3f}"
         table.add_row(run.name, options, f"{run.mean:.3f} ± {run.std:.3f}", gap, epsilon)
     console.print(table)
-    attack = Table(
-        title=f"{result.setup.attackers} of {result.setup.parties} parties send sign-flipped, "
-        f"{result.setup.attack_scale:g}x-scaled updates"
-    )
-    for column in ("strategy", "clean", "attacked", "drop", "attacked per seed"):
-        attack.add_column(column)
-    for row in result.robustness:
-        per_seed = ", ".join(f"{a:.3f}" for a in row.attacked_per_seed)
-        attack.add_row(row.strategy, f"{row.clean:.3f}", f"{row.attacked:.3f}", f"{row.drop:+.3f}", per_seed)
-    console.print(attack)
+    setup = result.setup
+    titles = {
+        "sign_flip": f"{setup.attackers} of {setup.parties} parties send sign-flipped, {setup.attack_scale:g}x-scaled "
+        "updates",
+        "alie": f"{setup.attackers} of {setup.parties} parties send ALIE updates (honest mean - "
+        f"{alie_z(setup.parties, setup.attackers):.2f} std)",
+    }
+    for rows in (result.robustness, result.adaptive_attack):
+        if not rows:
+            continue
+        attack = Table(title=titles[rows[0].attack])
+        for column in ("strategy", "clean", "attacked", "drop", "attacked per seed"):
+            attack.add_column(column)
+        for row in rows:
+            per_seed = ", ".join(f"{a:.3f}" for a in row.attacked_per_seed)
+            attack.add_row(row.strategy, f"{row.clean:.3f}", f"{row.attacked:.3f}", f"{row.drop:+.3f}", per_seed)
+        console.print(attack)
     for run in result.strategies:
         if run.epsilon_per_round:
             per_round = ", ".join(f"{e:.2f}" for e in run.epsilon_per_round)

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -174,3 +175,13 @@ def test_fewer_parties_run_where_their_memory_would_not_fit() -> None:
     # 100 MB model: coordinator 1024 + (2p + 30) * 100 MB, each party 350 + 5 * 100 MB: 4024 + 1050p <= 8192
     assert parties_that_fit(20, 100 << 20, budget_bytes=8 << 30) == 3
     assert parties_that_fit(20, 0, budget_bytes=8 << 30) == 20
+
+
+def test_alie_forges_the_honest_mean_minus_z_standard_deviations() -> None:
+    from benchmarks.strategies import alie_z, little_is_enough
+
+    honest = [{"w": np.array([0.0, 4.0], dtype=np.float32)}, {"w": np.array([2.0, 4.0], dtype=np.float32)}]
+    forged = little_is_enough(honest, z=0.5)
+    np.testing.assert_allclose(forged["w"], [1.0 - 0.5 * 1.0, 4.0])  # mean 1, std 1; a constant stays put
+    assert forged["w"].dtype == np.float32
+    assert alie_z(10, 2) == pytest.approx(0.2533, abs=1e-4)  # s = 10 // 2 + 1 - 2 = 4, Phi^-1(6 / 10)
