@@ -13,10 +13,10 @@ Robustness: 2 of the 10 parties send their delta sign-flipped and scaled by 10; 
 with the robust strategies, side by side with their clean runs. DP: DP-FedAvg (central) with the
 epsilon the RDP accountant reports after each round.
 
-A second, adaptive attack shows where the robust rules stop: "a little is enough" (ALIE, Baruch et al.
-2019), where the 2 attackers know every honest update of the round and both send the honest mean
-shifted by z standard deviations per coordinate (z = 0.25 for n=10, f=2, the paper's choice), small
-enough to pass as honest.
+A second, adaptive attack stays inside the honest spread instead: "a little is enough" (ALIE, Baruch
+et al. 2019), where the 2 attackers know every honest update of the round and both send the honest
+mean shifted by z standard deviations per coordinate (z = 0.25 for n=10, f=2, the paper's choice),
+small enough to pass as honest.
 
 Robust options are set by the fraction of bad inputs each rule must tolerate, not tuned: with f=2 of
 n=10 bad, trimmed mean needs beta >= f/n = 0.2 (the minimum; beta=0.3 adds a margin). Bucketing
@@ -48,12 +48,13 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from benchmarks.tables import Goal, met
+from components.config import TrainingSpec
 from components.model import ModelSpec, build_model, get_params
 from components.params import Params
 from components.partition import partition_dirichlet
 from components.strategies import ClientUpdate, build_strategy
 from components.strategies.dp import DifferentialPrivacy, RdpAccountant
-from components.training import TrainingSpec, predict_proba, train_local
+from components.training import predict_proba, train_local
 
 RESULTS = Path(__file__).parent / "results" / "strategies.json"
 Attack = Literal["sign_flip", "alie"]

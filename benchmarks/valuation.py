@@ -39,11 +39,12 @@ from sklearn.model_selection import train_test_split
 from benchmarks.machine import machine_facts
 from benchmarks.records import now, write_record
 from components.aggregation import weighted_mean
+from components.config import TrainingSpec
 from components.model import ModelSpec, build_model, get_params
 from components.params import Params
 from components.partition import partition_dirichlet
 from components.strategies import ClientUpdate
-from components.training import TrainingSpec, predict_proba, train_local
+from components.training import predict_proba, train_local
 from components.valuation import value_round
 
 METHODS = ["exact", "gtg", "tmc", "loo", "cgsv"]

@@ -9,11 +9,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.errors import ConfigError
-from components.training import TrainingSpec
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class TrainingSpec(BaseModel):
+    """Local optimisation settings sent with every training request."""
+
+    local_epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    proximal_mu: float = Field(default=0.0, ge=0)
+    seed: int = 0
 
 
 class ContractRef(_Strict):

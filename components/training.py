@@ -6,23 +6,13 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from torch import nn
 
+from components.config import TrainingSpec
 from components.metrics import classification_metrics
 from components.model import ModelSpec, build_model, get_params, set_params
 from components.params import Params
-
-
-class TrainingSpec(BaseModel):
-    """Local optimisation settings sent with every training request."""
-
-    local_epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=0.05, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    proximal_mu: float = Field(default=0.0, ge=0)
-    seed: int = 0
 
 
 class LocalResult(BaseModel):

@@ -24,13 +24,14 @@ from components.config import (
     ModelConfig,
     PartyEntry,
     PromotionConfig,
+    TrainingSpec,
     dump_yaml,
 )
 from components.contracts import load_contract, split_features
 from components.model import ModelSpec, build_model, get_params
 from components.partition import partition
 from components.summary import RoundMetrics
-from components.training import TrainingSpec, evaluate, train_local
+from components.training import evaluate, train_local
 from components.transport import read_keypair, write_keypair
 from components.workspace import Workspace
 

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from components.config import TrainingSpec
 from components.errors import ProtocolError
 from components.model import ModelSpec
-from components.training import TrainingSpec
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
