@@ -185,6 +185,32 @@ def run(
 
 
 @app.command()
+def schedule(
+    config: Annotated[Path, typer.Argument(help="federation.yaml")],
+    workspace: WorkspaceOption = None,
+    cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "0 2 * * *" (02:00 every day).')] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between runs (instead of --cron).")] = None,
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: the federation's name).")] = None,
+) -> None:
+    """Run a federation on a schedule: a Prefect deployment served by this process until Ctrl-C."""
+    from flows.schedule import describe_schedule, prefect_server_url, serve_schedule
+
+    space = Workspace.at(workspace)
+    _setup_logging(space)
+    try:
+        when, server = describe_schedule(cron, interval), prefect_server_url()
+        deployment = name or load_federation_config(config).name
+    except ConsortiaError as error:
+        _fail(str(error))
+    space.activate()
+    console.print(f"serving deployment {deployment!r} ({when}) on {server}; Ctrl-C stops")
+    try:
+        serve_schedule(config, space.root, deployment, cron=cron, interval_s=interval)
+    finally:  # Prefect's runner ends on Ctrl-C or SIGTERM, cancelling a run in progress
+        console.print(f"stopped serving {deployment!r}; its schedule is paused")
+
+
+@app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue from its last finished round.")],
     workspace: WorkspaceOption = None,

@@ -16,7 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from components.config import load_federation_config
 from components.errors import BudgetExceeded, is_retryable
-from components.session import FederationSession
+from components.logs import configure_logging
+from components.session import FederationSession, new_run_id
 from components.summary import RoundRow
 from components.workspace import Workspace
 
@@ -119,6 +120,17 @@ def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
     finally:
         session.close()
         _SESSIONS.pop(run_id, None)
+
+
+@flow(name="consortia-scheduled-federation")
+def scheduled_federation_flow(config_path: str, workspace: str) -> str:
+    """One run of a schedule (``consortia schedule``): a fresh run id, then the federation flow as a subflow."""
+    space = Workspace.at(workspace)
+    space.logs.mkdir(parents=True, exist_ok=True)
+    configure_logging(filename=space.logs / "coordinator.log")  # runs in a process Prefect's runner started
+    run_id = new_run_id(load_federation_config(Path(config_path)).name)
+    log.info("scheduled run %s starts", run_id)
+    return federation_flow(config_path, str(space.root), run_id)
 
 
 def _record_failure(session: FederationSession) -> None:

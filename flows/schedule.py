@@ -1,0 +1,55 @@
+"""``consortia schedule``: serve a federation as a Prefect deployment that runs on a cron or interval schedule.
+
+The deployment lives on the Prefect server named by PREFECT_API_URL (its scheduler creates the runs);
+this process is the runner that executes them, one at a time, until it is stopped. Stopping it pauses
+the schedule, as Prefect's ``flow.serve`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from components.errors import ConfigError
+
+
+def prefect_server_url() -> str:
+    """The Prefect server schedules live on; an error that says how to start one when none is set."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        raise ConfigError(
+            "a schedule needs a Prefect server that outlives this command: start one (`prefect server start`) "
+            "and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api"
+        )
+    return url
+
+
+def describe_schedule(cron: str | None, interval_s: float | None) -> str:
+    """``cron '0 2 * * *'`` or ``every 3600 s``; an error unless exactly one of the two is given."""
+    if (cron is None) == (interval_s is None):
+        raise ConfigError("give exactly one of --cron or --interval")
+    if interval_s is not None and interval_s <= 0:
+        raise ConfigError(f"--interval must be positive, got {interval_s:g}")
+    return f"cron {cron!r}" if cron is not None else f"every {interval_s:g} s"
+
+
+def serve_schedule(
+    config_path: Path, workspace: Path, name: str, cron: str | None = None, interval_s: float | None = None
+) -> None:
+    """Create (or update) deployment ``name`` of the scheduled federation flow and run its flow runs until stopped."""
+    describe_schedule(cron, interval_s)
+    prefect_server_url()
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.federation import scheduled_federation_flow
+
+    scheduled_federation_flow.serve(
+        name=name,
+        cron=cron,
+        interval=interval_s,
+        parameters={"config_path": str(config_path.resolve()), "workspace": str(workspace)},
+        global_limit=1,  # never two runs of one federation at once: they would share the coordinator's address
+        limit=1,
+        entrypoint_type=EntrypointType.MODULE_PATH,  # the runner imports flows.federation, wherever it runs
+        print_starting_message=False,
+    )
