@@ -26,12 +26,17 @@ def load_arrays(path: Path) -> Params:
         return {name: data[name] for name in data.files}
 
 
-def save_json(path: Path, payload: dict[str, Any]) -> Path:
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str))
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
     os.replace(temporary, path)
     return path
+
+
+def save_json(path: Path, payload: dict[str, Any]) -> Path:
+    return write_text_atomically(path, json.dumps(payload, indent=2, default=str))
 
 
 class RunCheckpoints:

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from components.checkpoints import write_text_atomically
+
 
 class RoundMetrics(BaseModel):
     accuracy: float
@@ -71,9 +73,8 @@ class RunSummary(BaseModel):
     manifests: dict[str, str] = Field(default_factory=dict)
 
     def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.model_dump_json(indent=2))
-        return path
+        """Write atomically, so the dashboard and scripts never read a half-written summary."""
+        return write_text_atomically(path, self.model_dump_json(indent=2))
 
     @classmethod
     def read(cls, path: Path) -> RunSummary:

@@ -192,7 +192,7 @@ def schedule(
     interval: Annotated[float | None, typer.Option(help="Seconds between runs (instead of --cron).")] = None,
     name: Annotated[str | None, typer.Option(help="Deployment name (default: the federation's name).")] = None,
 ) -> None:
-    """Run a federation on a schedule: a Prefect deployment served by this process until Ctrl-C."""
+    """Run a federation on a schedule: a Prefect deployment served by this process until Ctrl-C or SIGTERM."""
     from flows.schedule import describe_schedule, prefect_server_url, serve_schedule
 
     space = Workspace.at(workspace)

@@ -1,16 +1,19 @@
 """``consortia schedule``: serve a federation as a Prefect deployment that runs on a cron or interval schedule.
 
 The deployment lives on the Prefect server named by PREFECT_API_URL (its scheduler creates the runs);
-this process is the runner that executes them, one at a time, until it is stopped. Stopping it pauses
-the schedule, as Prefect's ``flow.serve`` does.
+this process is the runner that executes them, one at a time, until it is stopped (Ctrl-C or SIGTERM).
+Stopping it pauses the deployment, so no runs pile up while nobody serves them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from components.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def prefect_server_url() -> str:
@@ -39,6 +42,27 @@ def serve_schedule(
     """Create (or update) deployment ``name`` of the scheduled federation flow and run its flow runs until stopped."""
     describe_schedule(cron, interval_s)
     prefect_server_url()
+    try:
+        _serve(name, config_path, workspace, cron, interval_s)
+    finally:  # Prefect pauses on Ctrl-C but not always on SIGTERM: make stopping mean paused either way
+        try:
+            pause_deployment(name)
+        except Exception as error:  # e.g. the server went away: do not hide why serving stopped
+            log.warning("could not pause deployment %r: %s", name, error)
+
+
+def pause_deployment(name: str) -> None:
+    """Pause deployment ``name`` of the scheduled federation flow, so its scheduler creates no more runs."""
+    from prefect.client.orchestration import get_client
+
+    from flows.federation import scheduled_federation_flow
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"{scheduled_federation_flow.name}/{name}")
+        client.pause_deployment(deployment.id)
+
+
+def _serve(name: str, config_path: Path, workspace: Path, cron: str | None, interval_s: float | None) -> None:
     from prefect.deployments.runner import EntrypointType
 
     from flows.federation import scheduled_federation_flow

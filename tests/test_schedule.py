@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from components.summary import RunSummary
-from flows.processes import PartyProcesses
+from flows.processes import PartyProcesses, stop_process_groups
 from tests.federation_helpers import embedded_prefect_env, make_federation, start_consortia, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -39,9 +39,10 @@ def test_a_schedule_starts_runs_with_fresh_ids_until_stopped(tmp_path, monkeypat
         )
         try:
             wait_until(lambda: len(completed()) >= 2, 240, "two scheduled runs")
-        finally:
-            os.killpg(serving.pid, signal.SIGINT)  # Ctrl-C
+            serving.send_signal(signal.SIGTERM)  # how a service manager stops it (Ctrl-C does the same)
             assert serving.wait(timeout=60) == 0, log.read_text()[-3000:]
+        finally:
+            stop_process_groups([serving])  # whatever happened, leave no runner or flow run behind
     runs = completed()
     assert len({run.run_id for run in runs}) == len(runs)  # each scheduled run gets its own id
     assert all(run.run_id.startswith("breast-cancer-demo-") and len(run.rounds) == 1 for run in runs)
