@@ -7,23 +7,18 @@ time after every finished round, the time the run finished and the run summary's
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 
+from components.logs import log_to_file
 from components.summary import RoundRow
 from components.workspace import Workspace
 
 
 def run(config: Path, workspace: Workspace, timeline: Path) -> None:
     workspace.activate()
-    workspace.logs.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        filename=workspace.logs / "coordinator.log",
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    log_to_file(workspace.coordinator_log)  # as the consortia CLI logs
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
 
     round_ends: list[float] = []

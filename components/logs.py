@@ -7,10 +7,17 @@ party's log, or an engineer reading the coordinator's, should see Consortia's st
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 OWN_LOGGERS = ("components", "flows", "party_agent", "consortia")
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def log_to_file(path: Path, level: int = logging.INFO) -> None:
+    """``configure_logging`` into ``path``, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    configure_logging(level, filename=path)
 
 
 def configure_logging(level: int = logging.INFO, **handler: Any) -> None:

@@ -213,17 +213,12 @@ class FederationSession:
         metadata = MetadataRepo(self.workspace.metadata_repo, self.workspace.metadata_remote)
         for party, reply in sorted(exchange.replies.items()):
             answer = parse_body(ValidationReply, reply.envelope.body)
-            results[party] = answer.summary
-            self.store.record_validation(self.run_id, party, answer.summary["success"], answer.summary, answer.manifest)
+            results[party] = answer.summary.model_dump(mode="json")
+            self.store.record_validation(self.run_id, party, answer.summary.success, results[party], answer.manifest)
             path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", answer.manifest)
             self.summary.manifests[party] = metadata.track(path)
-            if not answer.summary["success"]:
-                failed = [
-                    o["expectation"] + (f"({o['column']})" if o.get("column") else "")
-                    for o in answer.summary["outcomes"]
-                    if not o["success"]
-                ]
-                failures.append(f"{party}: {', '.join(failed)}")
+            if not answer.summary.success:
+                failures.append(f"{party}: {', '.join(answer.summary.failed)}")
         contract_copy = save_json(
             self.workspace.metadata_repo / "contracts" / f"{self.contract.name}_v{self.contract.version}.json",
             self.contract.model_dump(mode="json"),

@@ -59,6 +59,10 @@ class Workspace:
         return self.root / "logs"
 
     @property
+    def coordinator_log(self) -> Path:
+        return self.logs / "coordinator.log"
+
+    @property
     def runs(self) -> Path:
         return self.root / "runs"
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from components.config import load_federation_config
 from components.errors import ConsortiaError
-from components.logs import configure_logging
+from components.logs import log_to_file
 from components.summary import RoundRow, RunSummary
 from components.workspace import Workspace
 
@@ -28,8 +28,7 @@ WorkspaceOption = Annotated[
 
 
 def _setup_logging(workspace: Workspace) -> None:
-    workspace.logs.mkdir(parents=True, exist_ok=True)
-    configure_logging(filename=workspace.logs / "coordinator.log")
+    log_to_file(workspace.coordinator_log)
 
 
 def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rounds: int) -> Path:

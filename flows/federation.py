@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from components.config import load_federation_config
 from components.errors import BudgetExceeded, is_retryable
-from components.logs import configure_logging
+from components.logs import log_to_file
 from components.session import FederationSession, new_run_id
 from components.summary import RoundRow
 from components.workspace import Workspace
@@ -126,8 +126,7 @@ def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
 def scheduled_federation_flow(config_path: str, workspace: str) -> str:
     """One run of a schedule (``consortia schedule``): a fresh run id, then the federation flow as a subflow."""
     space = Workspace.at(workspace)
-    space.logs.mkdir(parents=True, exist_ok=True)
-    configure_logging(filename=space.logs / "coordinator.log")  # runs in a process Prefect's runner started
+    log_to_file(space.coordinator_log)  # this runs in a process Prefect's runner started
     run_id = new_run_id(load_federation_config(Path(config_path)).name)
     log.info("scheduled run %s starts", run_id)
     return federation_flow(config_path, str(space.root), run_id)

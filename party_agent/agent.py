@@ -194,7 +194,7 @@ class PartyAgent:
         else:
             summary = validate_dataset(read_dataset(self.config.data, contract), contract)
             self._log_validation(contract.ref, summary)
-        body = ValidationReply(summary=summary.model_dump(mode="json"), manifest=self.manifest.model_dump())
+        body = ValidationReply(summary=summary, manifest=self.manifest.model_dump())
         return Kind.VALIDATION, body.model_dump(), {}
 
     @staticmethod

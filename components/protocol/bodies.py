@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.config import TrainingSpec
+from components.contracts import ValidationSummary
 from components.errors import ProtocolError
 from components.model import ModelSpec
 
@@ -51,7 +52,7 @@ class ValidateRequest(_Body):
 
 
 class ValidationReply(_Body):
-    summary: dict[str, Any]
+    summary: ValidationSummary
     manifest: dict[str, Any]
 
 
