@@ -7,7 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from app.queries import REFRESH_S, Sources
-from components.summary import RunSummary
+from components.run.summary import RunSummary
 
 LIVE_KEY = "live_refresh"
 NO_RUNS = "No runs yet: run `make demo` or `consortia run federation.yaml`, then come back here."

@@ -17,12 +17,12 @@ import pandas as pd
 import streamlit as st
 from pydantic import BaseModel
 
-from components.store import FederationStore
-from components.summary import RunSummary
-from components.workspace import Workspace
+from components.adapters.store import FederationStore
+from components.adapters.workspace import Workspace
+from components.run.summary import RunSummary
 
 if TYPE_CHECKING:
-    from components.tracking import ModelRegistry, RegisteredVersion
+    from components.adapters.tracking import ModelRegistry, RegisteredVersion
 
 CACHE_TTL_S = 3
 REFRESH_S = 5
@@ -58,7 +58,7 @@ def _open_store(store_url: str) -> FederationStore:
 
 @st.cache_resource(show_spinner=False)
 def _open_registry(tracking_uri: str) -> ModelRegistry:
-    from components.tracking import ModelRegistry  # imports mlflow and torch: only pages that show models pay
+    from components.adapters.tracking import ModelRegistry  # imports mlflow and torch: only pages that show models pay
 
     return ModelRegistry(tracking_uri)
 

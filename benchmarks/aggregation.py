@@ -1,6 +1,6 @@
 """FedAvg throughput against what plain numpy moves through memory on this machine.
 
-FedAvg: ``FedAvg().aggregate`` (the strategy a run calls, on ``components.aggregation.WeightedMean``) over
+FedAvg: ``FedAvg().aggregate`` (the strategy a run calls, on ``components.core.kernels.WeightedMean``) over
 10 to 100 float32 updates of an MLP with about 2.5M parameters (10 MB each), every update weighted by its
 example count. Throughput = bytes of updates read / seconds.
 
@@ -26,8 +26,8 @@ from rich.console import Console
 from benchmarks.models import filled_params, model_bytes, spec_for
 from benchmarks.records import measure_and_record, median
 from benchmarks.tables import Goal, TextTable, met
-from components.strategies.base import ClientUpdate
-from components.strategies.fedavg import FedAvg
+from components.core.strategies.base import ClientUpdate
+from components.core.strategies.fedavg import FedAvg
 
 NAME = "aggregation"
 GOAL = 0.5

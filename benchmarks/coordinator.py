@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from components.logs import log_to_file
-from components.summary import RoundRow
-from components.workspace import Workspace
+from components.adapters.workspace import Workspace
+from components.run.logs import log_to_file
+from components.run.summary import RoundRow
 
 
 def run(config: Path, workspace: Workspace, timeline: Path) -> None:

@@ -29,11 +29,11 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from components.reputation import ReputationInputs, update_reputation
-from components.store import FederationStore
-from components.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
-from components.tracking import ModelRegistry
-from components.workspace import Workspace
+from components.adapters.store import FederationStore
+from components.adapters.tracking import ModelRegistry
+from components.adapters.workspace import Workspace
+from components.core.reputation import ReputationInputs, update_reputation
+from components.run.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
 
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
 DASHBOARD = Path(__file__).resolve().parents[1] / "app" / "dashboard.py"
@@ -214,7 +214,7 @@ def render_seconds(workspace: Workspace, page: str, clear_caches: bool) -> float
 
 def registry_import_seconds() -> float:
     """Seconds a fresh Python process takes to import the registry adapter (MLflow and torch)."""
-    code = "import time; t = time.perf_counter(); import components.tracking; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import components.adapters.tracking; print(time.perf_counter() - t)"
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 
-from components.model import ModelSpec, parameter_layout
-from components.params import Params
+from components.core.model_spec import ModelSpec
+from components.core.params import Params
+from components.ml.model import parameter_layout
 
 SIZES = {"10K": 10_000, "1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000}
 N_FEATURES, N_CLASSES = 64, 10

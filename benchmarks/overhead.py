@@ -31,11 +31,11 @@ from benchmarks.models import SIZES, model_bytes, parameter_count, spec_for
 from benchmarks.records import measure_and_record, median, scratch_folder
 from benchmarks.tables import TextTable
 from benchmarks.workspace import LocalFederation, build_federation
-from components.config import FederationConfig, ModelConfig, load_federation_config
-from components.model import ModelSpec
-from components.params import Params
-from components.protocol import Envelope, Kind
-from components.session import FederationSession
+from components.core.config import FederationConfig, ModelConfig, load_federation_config
+from components.core.model_spec import ModelSpec
+from components.core.params import Params
+from components.core.protocol import Envelope, Kind
+from components.run.session import FederationSession
 from flows.processes import PartyProcesses
 
 NAME = "overhead"

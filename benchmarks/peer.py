@@ -38,8 +38,8 @@ from benchmarks.records import measure_and_record, median, scratch_folder
 from benchmarks.relay import CountingRelay
 from benchmarks.tables import Goal, TextTable, met
 from benchmarks.workspace import LocalFederation, build_federation
-from components.config import TrainingSpec
-from components.summary import RunSummary
+from components.core.config import TrainingSpec
+from components.run.summary import RunSummary
 from flows.demo import free_port
 
 NAME = "peer"

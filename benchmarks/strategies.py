@@ -1,7 +1,7 @@
 """Every aggregation strategy beside centralized training, on scikit-learn digits split among 10 parties.
 
 Run with ``python -m benchmarks.strategies``. In-process simulation: each party trains the same small
-MLP locally (``components.training.train_local``) on its Dirichlet(alpha=0.3) share of the training
+MLP locally (``components.ml.training.train_local``) on its Dirichlet(alpha=0.3) share of the training
 rows, the strategy aggregates, the global model is scored on a held-out test split. Three seeds
 (split, partition, initial weights and local shuffling all follow the seed).
 
@@ -48,13 +48,14 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from benchmarks.tables import Goal, met
-from components.config import TrainingSpec
-from components.model import ModelSpec, build_model, get_params
-from components.params import Params
-from components.partition import partition_dirichlet
-from components.strategies import ClientUpdate, build_strategy
-from components.strategies.dp import DifferentialPrivacy, RdpAccountant
-from components.training import predict_proba, train_local
+from components.core.config import TrainingSpec
+from components.core.model_spec import ModelSpec
+from components.core.params import Params
+from components.core.partition import partition_dirichlet
+from components.core.strategies import ClientUpdate, build_strategy
+from components.core.strategies.dp import DifferentialPrivacy, RdpAccountant
+from components.ml.model import build_model, get_params
+from components.ml.training import predict_proba, train_local
 
 RESULTS = Path(__file__).parent / "results" / "strategies.json"
 Attack = Literal["sign_flip", "alie"]

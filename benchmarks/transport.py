@@ -7,7 +7,7 @@ The payload is a real MLP's tensors (about 10K, 1M, 10M and 50M float32 paramete
 Four ways, side by side, interleaved size by size in every run:
 - raw pyzmq, plain: the party echoes the frames it received;
 - Consortia protocol, plain: the same sockets, but every message is encoded and decoded by
-  ``components.protocol`` (typed JSON envelope, tensor header, checked frames), the party decoding the
+  ``components.core.protocol`` (typed JSON envelope, tensor header, checked frames), the party decoding the
   model and encoding its update;
 - raw pyzmq, CURVE: as the first, with CURVE encryption;
 - Consortia, CURVE: the real stack: ``Coordinator.exchange`` (its ROUTER endpoint with ZAP
@@ -34,11 +34,11 @@ from benchmarks.models import SIZES, filled_params, spec_for
 from benchmarks.records import measure_and_record, median
 from benchmarks.tables import Goal, TextTable, met
 from benchmarks.transport_party import PARTY, Way, respond
-from components.coordinator import Coordinator
-from components.params import Params
-from components.protocol import Envelope, Kind, decode, encode
-from components.protocol.bodies import Hello, UpdateReply
-from components.transport import KeyPair, new_keypair
+from components.adapters.transport import KeyPair, new_keypair
+from components.core.params import Params
+from components.core.protocol import Envelope, Kind, decode, encode
+from components.core.protocol.bodies import Hello, UpdateReply
+from components.run.coordinator import Coordinator
 
 NAME = "transport"
 WAYS: tuple[Way, ...] = ("raw", "protocol", "raw-curve", "consortia")

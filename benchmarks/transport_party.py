@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 import zmq
 
-from components.protocol import Envelope, Kind, decode, encode
-from components.transport import DealerEndpoint, KeyPair
+from components.adapters.transport import DealerEndpoint, KeyPair
+from components.core.protocol import Envelope, Kind, decode, encode
 
 Way = Literal["raw", "protocol", "raw-curve", "consortia"]
 PARTY = "party"

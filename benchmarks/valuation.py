@@ -38,14 +38,15 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.machine import machine_facts
 from benchmarks.records import now, write_record
-from components.aggregation import weighted_mean
-from components.config import TrainingSpec
-from components.model import ModelSpec, build_model, get_params
-from components.params import Params
-from components.partition import partition_dirichlet
-from components.strategies import ClientUpdate
-from components.training import predict_proba, train_local
-from components.valuation import value_round
+from components.core.config import TrainingSpec
+from components.core.kernels import weighted_mean
+from components.core.model_spec import ModelSpec
+from components.core.params import Params
+from components.core.partition import partition_dirichlet
+from components.core.strategies import ClientUpdate
+from components.core.valuation import value_round
+from components.ml.model import build_model, get_params
+from components.ml.training import predict_proba, train_local
 
 METHODS = ["exact", "gtg", "tmc", "loo", "cgsv"]
 NOISY, COPY, ORIGINAL, TINY = "noisy", "copy", "p1", "tiny"

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import dump_yaml, load_federation_config
-from components.contracts import load_contract
-from components.partition import PartitionKind
-from components.workspace import Workspace
+from components.adapters.contracts import load_contract
+from components.adapters.workspace import Workspace
+from components.core.config import dump_yaml, load_federation_config
+from components.core.partition import PartitionKind
 from flows.demo import Dataset, DemoLayout, prepare_demo
 
 

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from components.config import load_federation_config
-from components.errors import ConsortiaError
-from components.logs import log_to_file
-from components.summary import RoundRow, RunSummary
-from components.workspace import Workspace
+from components.adapters.workspace import Workspace
+from components.core.config import load_federation_config
+from components.core.errors import ConsortiaError
+from components.run.logs import log_to_file
+from components.run.summary import RoundRow, RunSummary
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 console = Console()
@@ -124,7 +124,7 @@ def demo(
     summary: Annotated[Path | None, typer.Option(help="Where to write the run summary JSON.")] = None,
 ) -> None:
     """Split breast-cancer data among local party agents and train a model across them."""
-    from components.session import new_run_id
+    from components.run.session import new_run_id
     from flows.demo import centralized_baseline, prepare_demo
     from flows.processes import PartyProcesses
 
@@ -162,7 +162,7 @@ def run(
     summary: Annotated[Path | None, typer.Option(help="Also write the run summary JSON here.")] = None,
 ) -> None:
     """Run a federation against party agents that were started with ``party-agent run``."""
-    from components.session import new_run_id
+    from components.run.session import new_run_id
 
     space = Workspace.at(workspace)
     _setup_logging(space)
@@ -215,7 +215,7 @@ def resume(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Continue a run that stopped (e.g. the coordinator died), keeping its round numbers and MLflow run."""
-    from components.checkpoints import RunCheckpoints
+    from components.adapters.checkpoints import RunCheckpoints
 
     space = Workspace.at(workspace)
     _setup_logging(space)
@@ -265,7 +265,7 @@ def rewards(
 @app.command()
 def parties(workspace: WorkspaceOption = None) -> None:
     """Parties known to the federation store: status, last heartbeat, resources, rounds, reputation."""
-    from components.store import FederationStore
+    from components.adapters.store import FederationStore
 
     store = FederationStore(Workspace.at(workspace).store_url)
     table = Table(title="parties")
@@ -333,7 +333,7 @@ def keys(
     out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.key_secret.")] = Path("keys"),
 ) -> None:
     """Create a CURVE key pair; prints the public key to give to the data owners."""
-    from components.transport import read_public_key, write_keypair
+    from components.adapters.transport import read_public_key, write_keypair
 
     public_path, secret_path = write_keypair(out, name)
     console.print(f"secret key {secret_path} (keep private)\npublic key {public_path}:")
@@ -343,7 +343,7 @@ def keys(
 @app.command()
 def runs(workspace: WorkspaceOption = None) -> None:
     """List the runs recorded in the workspace."""
-    from components.store import FederationStore
+    from components.adapters.store import FederationStore
 
     store = FederationStore(Workspace.at(workspace).store_url)
     table = Table(title="runs")

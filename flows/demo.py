@@ -17,7 +17,10 @@ import yaml
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 
-from components.config import (
+from components.adapters.contracts import load_contract, split_features
+from components.adapters.transport import read_keypair, write_keypair
+from components.adapters.workspace import Workspace
+from components.core.config import (
     ContractRef,
     CoordinatorConfig,
     FederationConfig,
@@ -27,13 +30,11 @@ from components.config import (
     TrainingSpec,
     dump_yaml,
 )
-from components.contracts import load_contract, split_features
-from components.model import ModelSpec, build_model, get_params
-from components.partition import partition
-from components.summary import RoundMetrics
-from components.training import evaluate, train_local
-from components.transport import read_keypair, write_keypair
-from components.workspace import Workspace
+from components.core.model_spec import ModelSpec
+from components.core.partition import partition
+from components.ml.model import build_model, get_params
+from components.ml.training import evaluate, train_local
+from components.run.summary import RoundMetrics
 
 PARTY_NAMES = [
     "alpha",

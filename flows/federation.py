@@ -14,12 +14,12 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from components.config import load_federation_config
-from components.errors import BudgetExceeded, is_retryable
-from components.logs import log_to_file
-from components.session import FederationSession, new_run_id
-from components.summary import RoundRow
-from components.workspace import Workspace
+from components.adapters.workspace import Workspace
+from components.core.config import load_federation_config
+from components.core.errors import BudgetExceeded, is_retryable
+from components.run.logs import log_to_file
+from components.run.session import FederationSession, new_run_id
+from components.run.summary import RoundRow
 
 _SESSIONS: dict[str, FederationSession] = {}
 _ROUND_HOOKS: dict[str, Callable[[RoundRow], None]] = {}

@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from components.errors import ConfigError
+from components.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,14 @@ import numpy as np
 import psutil
 import torch
 
-from components.contracts import ValidationSummary, load_contract, read_dataset, split_features, validate_dataset
-from components.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
-from components.manifest import build_manifest
-from components.model import parameter_layout
-from components.params import Params
-from components.protocol import Envelope, Kind, decode, encode
-from components.protocol.bodies import (
+from components.adapters.contracts import load_contract, read_dataset, split_features, validate_dataset
+from components.adapters.manifest import build_manifest
+from components.adapters.transport import DealerEndpoint, read_keypair
+from components.core.contract import ValidationSummary
+from components.core.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
+from components.core.params import Params
+from components.core.protocol import Envelope, Kind, decode, encode
+from components.core.protocol.bodies import (
     ErrorReply,
     EvaluateRequest,
     EvaluationReply,
@@ -39,11 +40,11 @@ from components.protocol.bodies import (
     ValidationReply,
     parse_body,
 )
-from components.protocol.messages import HELLO_REQUIRED
-from components.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
-from components.secure_round import encode_update
-from components.training import evaluate, train_local
-from components.transport import DealerEndpoint, read_keypair
+from components.core.protocol.messages import HELLO_REQUIRED
+from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
+from components.core.secagg.vectors import encode_update
+from components.ml.model import parameter_layout
+from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig
 

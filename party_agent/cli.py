@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.config import dump_yaml
-from components.errors import ConsortiaError
-from components.logs import configure_logging
-from components.transport import read_public_key, write_keypair
+from components.adapters.transport import read_public_key, write_keypair
+from components.core.config import dump_yaml
+from components.core.errors import ConsortiaError
+from components.run.logs import configure_logging
 from party_agent.config import PartyConfig, load_party_config
 
 app = typer.Typer(
@@ -59,7 +59,7 @@ def init(
 @app.command()
 def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
     """Check your CSV against its data contract locally; prints only a summary."""
-    from components.contracts import load_contract, read_dataset, validate_dataset
+    from components.adapters.contracts import load_contract, read_dataset, validate_dataset
 
     try:
         party = load_party_config(config)
@@ -83,7 +83,7 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
 
 
 def _announce(config: Path, leave: bool, timeout: float) -> None:
-    from components.protocol import Kind
+    from components.core.protocol import Kind
     from party_agent.agent import PartyAgent, announce
 
     try:

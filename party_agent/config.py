@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.config import load_yaml_model, resolve
-from components.protocol.bodies import PrivacyBudget
+from components.core.config import load_yaml_model, resolve
+from components.core.protocol.bodies import PrivacyBudget
 
 
 class PartyConfig(BaseModel):

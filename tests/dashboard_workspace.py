@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from components.summary import RunSummary
+from components.run.summary import RunSummary
 
 
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunSummary]:

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.config import FederationConfig, dump_yaml, load_federation_config
-from components.workspace import Workspace
+from components.adapters.workspace import Workspace
+from components.core.config import FederationConfig, dump_yaml, load_federation_config
 from flows.demo import DemoLayout, prepare_demo
 
 

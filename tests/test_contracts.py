@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from components.contracts import (
+from components.adapters.contracts import (
     ExpectationOutcome,
     load_contract,
     read_dataset,
     split_features,
     validate_dataset,
 )
-from components.errors import ContractError
+from components.core.errors import ContractError
 
 PLANTED = 987654.321
 

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from components.config import load_federation_config
-from components.errors import ConfigError, PartyUnavailable, QuorumNotReached, UpdateRejected, is_retryable
-from components.liveness import Liveness, PartyStatus
-from components.promotion import promotion_gate
-from components.selection import select_parties
+from components.core.config import load_federation_config
+from components.core.errors import ConfigError, PartyUnavailable, QuorumNotReached, UpdateRejected, is_retryable
+from components.core.gates import promotion_gate
+from components.core.liveness import Liveness, PartyStatus
+from components.core.selection import select_parties
 
 
 def test_gate_promotes_without_champion():

@@ -16,9 +16,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import charts, queries
-from components.store import FederationStore
-from components.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
-from components.workspace import Workspace
+from components.adapters.store import FederationStore
+from components.adapters.workspace import Workspace
+from components.run.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
 from tests.dashboard_workspace import demo_workspace
 
 APP = Path(__file__).resolve().parents[1] / "app"

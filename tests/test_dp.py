@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from components.errors import BudgetExceeded
-from components.strategies import ClientUpdate, build_strategy
-from components.strategies.dp import RdpAccountant, privatize_update
+from components.core.errors import BudgetExceeded
+from components.core.strategies import ClientUpdate, build_strategy
+from components.core.strategies.dp import RdpAccountant, privatize_update
 
 
 def update(party: str, **tensors: list[float]) -> ClientUpdate:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from components.aggregation import WeightedMean, weighted_mean
-from components.strategies import ClientUpdate, build_strategy
+from components.core.kernels import WeightedMean, weighted_mean
+from components.core.strategies import ClientUpdate, build_strategy
 
 
 def test_weighted_mean_by_hand():

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import dump_yaml, load_federation_config
-from components.summary import RunSummary
-from components.workspace import Workspace
+from components.adapters.workspace import Workspace
+from components.core.config import dump_yaml, load_federation_config
+from components.run.summary import RunSummary
 from flows.demo import prepare_demo
 from flows.processes import PartyProcesses
 from party_agent.audit import AuditLog

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.checkpoints import RunCheckpoints, load_arrays
-from components.summary import RunSummary
+from components.adapters.checkpoints import RunCheckpoints, load_arrays
+from components.run.summary import RunSummary
 from flows.processes import PartyProcesses
 from tests.federation_helpers import (
     make_federation,

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from components.checkpoints import RunCheckpoints, load_arrays
-from components.config import PartyEntry, dump_yaml, load_federation_config
-from components.contracts import load_contract
-from components.model import ModelSpec, parameter_layout
-from components.protocol import Envelope, Kind, decode, encode
-from components.summary import RunSummary
-from components.transport import DealerEndpoint, KeyPair, new_keypair, read_keypair
+from components.adapters.checkpoints import RunCheckpoints, load_arrays
+from components.adapters.contracts import load_contract
+from components.adapters.transport import DealerEndpoint, KeyPair, new_keypair, read_keypair
+from components.core.config import PartyEntry, dump_yaml, load_federation_config
+from components.core.model_spec import ModelSpec
+from components.core.protocol import Envelope, Kind, decode, encode
+from components.ml.model import parameter_layout
+from components.run.summary import RunSummary
 from flows.processes import PartyProcesses
 from tests.federation_helpers import make_federation, rounds_done, run_consortia, start_consortia, wait_until
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.kernels import (
+from components.core.kernels import (
     clip_delta,
     coordinate_median,
     krum_scores,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import dump_yaml, load_federation_config
-from components.summary import RunSummary
+from components.core.config import dump_yaml, load_federation_config
+from components.run.summary import RunSummary
 from flows.processes import PartyProcesses
 from tests.federation_helpers import consortia_command, embedded_prefect_env, make_federation
 

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import yaml
 
-from components.transport import new_keypair
+from components.adapters.transport import new_keypair
 from flows.demo import dataset_frame
 
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from components.errors import ProtocolError
-from components.protocol import Envelope, Kind, decode, encode
-from components.protocol.bodies import TrainRequest, parse_body
+from components.core.errors import ProtocolError
+from components.core.protocol import Envelope, Kind, decode, encode
+from components.core.protocol.bodies import TrainRequest, parse_body
 
 
 def _update() -> tuple[Envelope, dict[str, np.ndarray]]:

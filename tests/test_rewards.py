@@ -2,8 +2,8 @@
 
 import pytest
 
-from components.reputation import ReputationInputs, run_score, update_reputation
-from components.rewards import allocate_rewards, model_reward_tiers
+from components.core.reputation import ReputationInputs, run_score, update_reputation
+from components.core.rewards import allocate_rewards, model_reward_tiers
 
 # ---- pool shares ----
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from components.summary import RunSummary
+from components.run.summary import RunSummary
 from flows.processes import PartyProcesses, stop_process_groups
 from tests.federation_helpers import embedded_prefect_env, make_federation, start_consortia, wait_until
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from components.errors import ProtocolError, QuorumNotReached
-from components.secagg import (
+from components.core.errors import ProtocolError, QuorumNotReached
+from components.core.secagg import (
     FixedPoint,
     KeyRoster,
     MaskedInput,
@@ -18,9 +18,9 @@ from components.secagg import (
     SecAggServer,
     UnmaskShares,
 )
-from components.secagg.keys import agree, private_key_from_bytes, public_key_bytes
-from components.secagg.prg import mask_stream
-from components.secagg.shamir import combine_shares, split_secret
+from components.core.secagg.keys import agree, private_key_from_bytes, public_key_bytes
+from components.core.secagg.prg import mask_stream
+from components.core.secagg.shamir import combine_shares, split_secret
 
 
 def seeded_entropy(seed: int) -> Callable[[int], bytes]:

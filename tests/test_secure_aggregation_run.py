@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from components.checkpoints import RunCheckpoints, load_arrays
-from components.config import load_federation_config
-from components.contracts import load_contract, read_dataset, split_features
-from components.model import ModelSpec, parameter_layout
-from components.secagg.encoding import FixedPoint
-from components.secure_round import encode_update
-from components.strategies import ClientUpdate
-from components.strategies.fedavg import FedAvg
-from components.training import train_local
+from components.adapters.checkpoints import RunCheckpoints, load_arrays
+from components.adapters.contracts import load_contract, read_dataset, split_features
+from components.core.config import load_federation_config
+from components.core.model_spec import ModelSpec
+from components.core.secagg.encoding import FixedPoint
+from components.core.secagg.vectors import encode_update
+from components.core.strategies import ClientUpdate
+from components.core.strategies.fedavg import FedAvg
+from components.ml.model import parameter_layout
+from components.ml.training import train_local
 from flows.processes import PartyProcesses
 from party_agent.audit import AuditLog
 from tests.federation_helpers import make_federation, run_consortia

@@ -5,11 +5,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from components.params import Params
-from components.strategies import ClientUpdate, build_strategy, strategy_names
-from components.strategies.bucketing import Bucketing
-from components.strategies.median import CoordinateMedian
-from components.strategies.mixing import NearestNeighbourMixing
+from components.core.params import Params
+from components.core.strategies import ClientUpdate, build_strategy, strategy_names
+from components.core.strategies.bucketing import Bucketing
+from components.core.strategies.median import CoordinateMedian
+from components.core.strategies.mixing import NearestNeighbourMixing
 
 
 def update(party: str, *values: float, examples: int = 1) -> ClientUpdate:

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.model import ModelSpec, ProbabilityModel, build_model
-from components.tracking import ModelRegistry, RunTracker
+from components.adapters.tracking import ModelRegistry, RunTracker
+from components.core.model_spec import ModelSpec
+from components.ml.model import ProbabilityModel, build_model
 
 FEATURES = ["a", "b", "c", "d"]
 
@@ -21,7 +22,7 @@ def tracking_uri(tmp_path: Path, monkeypatch) -> str:
 
 @pytest.mark.integration
 def test_log_register_alias_and_serve_champion(tracking_uri: str, tmp_path: Path, monkeypatch):
-    import mlflow  # after components.tracking, which sets MLflow's import-time flags (telemetry, log level)
+    import mlflow  # after components.adapters.tracking, which sets MLflow's import-time flags (telemetry, log level)
 
     (tmp_path / "mlflow").mkdir()
     tracker = RunTracker(tracking_uri, experiment="federation-test")
@@ -68,7 +69,7 @@ def test_log_register_alias_and_serve_champion(tracking_uri: str, tmp_path: Path
 
 @pytest.mark.integration
 def test_versions_list_every_registration_and_resume_reopens_a_run(tracking_uri: str, tmp_path: Path):
-    import mlflow  # after components.tracking, which sets MLflow's import-time flags (telemetry, log level)
+    import mlflow  # after components.adapters.tracking, which sets MLflow's import-time flags (telemetry, log level)
 
     (tmp_path / "mlflow").mkdir()
     tracker = RunTracker(tracking_uri, experiment="federation-test")

@@ -5,10 +5,10 @@ import threading
 import numpy as np
 import pytest
 
-from components.coordinator import Coordinator
-from components.errors import UpdateRejected
-from components.protocol import Envelope, Kind, decode, encode
-from components.transport import DealerEndpoint, new_keypair
+from components.adapters.transport import DealerEndpoint, new_keypair
+from components.core.errors import UpdateRejected
+from components.core.protocol import Envelope, Kind, decode, encode
+from components.run.coordinator import Coordinator
 
 pytestmark = pytest.mark.integration
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from components.errors import UpdateRejected
-from components.strategies import ClientUpdate
-from components.update_checks import check_update, screen_updates
+from components.core.errors import UpdateRejected
+from components.core.strategies import ClientUpdate
+from components.core.update_checks import check_update, screen_updates
 
 LAYOUT = {"w": ((2,), "float32"), "b": ((1,), "float32")}
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from components.errors import ConfigError
-from components.strategies import ClientUpdate
-from components.valuation import methods_under_secure_aggregation, valuation_methods, value_round
-from components.valuation.exact import ExactOptions, exact_shapley
-from components.valuation.game import CoalitionUtility
-from components.valuation.gtg import GTGOptions, gtg_shapley
-from components.valuation.tmc import TMCOptions, tmc_shapley
+from components.core.errors import ConfigError
+from components.core.strategies import ClientUpdate
+from components.core.valuation import methods_under_secure_aggregation, valuation_methods, value_round
+from components.core.valuation.exact import ExactOptions, exact_shapley
+from components.core.valuation.game import CoalitionUtility
+from components.core.valuation.gtg import GTGOptions, gtg_shapley
+from components.core.valuation.tmc import TMCOptions, tmc_shapley
 
 
 def game(players, v, workers=1):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.versioning import MetadataRepo
+from components.adapters.versioning import MetadataRepo
 
 
 def write_json(path: Path, payload: dict) -> Path:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import charts, queries
 from app.page_parts import NO_RUNS, empty_state, live, pick_run, sources
-from components.summary import RunSummary
+from components.run.summary import RunSummary
 
 st.title("Contributions and rewards")
 

@@ -1,0 +1,331 @@
+"""The federation store (the only module importing sqlalchemy): parties, runs, rounds, contributions.
+
+SQLite in the workspace by default; any SQLAlchemy URL (e.g. PostgreSQL) works the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("public_key", String(40), nullable=False),
+    Column("status", String(16), nullable=False, default="offline"),
+    Column("last_seen", DateTime(timezone=True)),
+    Column("resources", JSON, default=dict),
+    Column("manifest", JSON, default=dict),
+    Column("reputation", Float, nullable=False, default=0.5),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("federation", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("mlflow_run_id", String(64)),
+    Column("summary_path", String(512)),
+    Column("config", JSON, default=dict),
+)
+
+rounds = Table(
+    "rounds",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("round", Integer, primary_key=True),
+    Column("participants", JSON, nullable=False),
+    Column("accuracy", Float),
+    Column("roc_auc", Float),
+    Column("loss", Float),
+    Column("bytes_up", Integer),
+    Column("bytes_down", Integer),
+    Column("seconds", Float),
+    Column("detail", JSON, default=dict),
+)
+
+contributions = Table(
+    "contributions",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("round", Integer, primary_key=True),  # 0 holds the run's total
+    Column("party", String(64), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("reward", Float),
+    Column("method", String(32)),
+)
+
+validations = Table(
+    "validations",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("party", String(64), primary_key=True),
+    Column("success", Integer, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("manifest", JSON, nullable=False),
+)
+
+
+reputation_history = Table(
+    "reputation_history",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("party", String(64), primary_key=True),
+    Column("reputation", Float, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+party_stats = Table(
+    "party_stats",
+    metadata,
+    Column("party", String(64), primary_key=True),
+    Column("rounds_joined", Integer, nullable=False, default=0),
+    Column("rounds_missed", Integer, nullable=False, default=0),
+    Column("rejected_messages", Integer, nullable=False, default=0),
+)
+
+
+def anonymous_name(party: str) -> str:
+    """The name a party's run statistics keep after it left the federation."""
+    return f"left-{hashlib.sha256(party.encode()).hexdigest()[:8]}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FederationStore:
+    """Typed reads and writes of the federation's state."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def upsert_party(self, name: str, public_key: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(parties.c.name).where(parties.c.name == name)).first()
+            values = {"public_key": public_key, **fields}
+            if exists:
+                conn.execute(parties.update().where(parties.c.name == name).values(**values))
+            else:
+                conn.execute(parties.insert().values(name=name, **values))
+
+    def mark_party(self, name: str, status: str, resources: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "last_seen": _now()}
+        if resources is not None:
+            values["resources"] = resources
+        with self.engine.begin() as conn:
+            conn.execute(parties.update().where(parties.c.name == name).values(**values))
+
+    def start_run(self, run_id: str, federation: str, config: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
+                conn.execute(runs.update().where(runs.c.run_id == run_id).values(status="running"))
+            else:
+                conn.execute(
+                    runs.insert().values(
+                        run_id=run_id,
+                        federation=federation,
+                        status="running",
+                        started_at=_now(),
+                        config=json.loads(json.dumps(config, default=str)),
+                    )
+                )
+
+    def finish_run(self, run_id: str, status: str, mlflow_run_id: str | None, summary_path: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(
+                    status=status,
+                    finished_at=_now(),
+                    mlflow_run_id=mlflow_run_id,
+                    summary_path=summary_path,
+                )
+            )
+
+    def record_validation(
+        self,
+        run_id: str,
+        party: str,
+        success: bool,
+        summary: dict[str, Any],
+        manifest: dict[str, Any],
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(validations).where((validations.c.run_id == run_id) & (validations.c.party == party)))
+            conn.execute(
+                validations.insert().values(
+                    run_id=run_id,
+                    party=party,
+                    success=int(success),
+                    summary=summary,
+                    manifest=manifest,
+                )
+            )
+
+    def record_round(self, run_id: str, row: dict[str, Any]) -> None:
+        metrics = row["metrics"]
+        with self.engine.begin() as conn:
+            conn.execute(delete(rounds).where((rounds.c.run_id == run_id) & (rounds.c.round == row["round"])))
+            conn.execute(
+                rounds.insert().values(
+                    run_id=run_id,
+                    round=row["round"],
+                    participants=row["participants"],
+                    accuracy=metrics["accuracy"],
+                    roc_auc=metrics["roc_auc"],
+                    loss=metrics["loss"],
+                    bytes_up=row["bytes_up"],
+                    bytes_down=row["bytes_down"],
+                    seconds=row["seconds"],
+                    detail={k: v for k, v in row.items() if k not in {"round", "participants", "metrics"}},
+                )
+            )
+
+    def record_contributions(
+        self,
+        run_id: str,
+        round_number: int,
+        values: dict[str, float],
+        method: str,
+        rewards: dict[str, float] | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(contributions).where(
+                    (contributions.c.run_id == run_id) & (contributions.c.round == round_number)
+                )
+            )
+            for party, value in values.items():
+                conn.execute(
+                    contributions.insert().values(
+                        run_id=run_id,
+                        round=round_number,
+                        party=party,
+                        value=float(value),
+                        reward=(rewards or {}).get(party),
+                        method=method,
+                    )
+                )
+
+    def record_reputation(self, run_id: str, party: str, reputation: float, inputs: dict[str, Any]) -> None:
+        """Store a party's new reputation, its history row, and add the run's counts to its totals."""
+        with self.engine.begin() as conn:
+            conn.execute(parties.update().where(parties.c.name == party).values(reputation=reputation))
+            conn.execute(
+                delete(reputation_history).where(
+                    (reputation_history.c.run_id == run_id) & (reputation_history.c.party == party)
+                )
+            )
+            conn.execute(
+                reputation_history.insert().values(
+                    run_id=run_id, party=party, reputation=reputation, inputs=inputs, recorded_at=_now()
+                )
+            )
+            totals = conn.execute(select(party_stats).where(party_stats.c.party == party)).first()
+            counts = {
+                "rounds_joined": inputs["rounds_answered"],
+                "rounds_missed": inputs["rounds_missed"],
+                "rejected_messages": inputs["rejected_messages"],
+            }
+            if totals is None:
+                conn.execute(party_stats.insert().values(party=party, **counts))
+            else:
+                conn.execute(
+                    party_stats.update()
+                    .where(party_stats.c.party == party)
+                    .values(**{k: getattr(totals, k) + v for k, v in counts.items()})
+                )
+
+    def reputation_of(self, party: str) -> float:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(parties.c.reputation).where(parties.c.name == party)).first()
+        return float(row.reputation) if row else 0.5
+
+    def delete_party(self, party: str) -> None:
+        """A party left: delete its profile, key, manifests and history; keep run statistics, anonymised."""
+        alias = anonymous_name(party)
+        with self.engine.begin() as conn:
+            conn.execute(delete(parties).where(parties.c.name == party))
+            conn.execute(delete(validations).where(validations.c.party == party))
+            conn.execute(delete(reputation_history).where(reputation_history.c.party == party))
+            conn.execute(delete(party_stats).where(party_stats.c.party == party))
+            conn.execute(contributions.update().where(contributions.c.party == party).values(party=alias))
+            for row in conn.execute(select(rounds.c.run_id, rounds.c.round, rounds.c.participants)).all():
+                if party in row.participants:
+                    named = [alias if p == party else p for p in row.participants]
+                    conn.execute(
+                        rounds.update()
+                        .where((rounds.c.run_id == row.run_id) & (rounds.c.round == row.round))
+                        .values(participants=named)
+                    )
+
+    def party_overview(self) -> list[dict[str, Any]]:
+        """Parties with their lifetime counts (for ``consortia parties`` and the dashboard)."""
+        query = (
+            select(parties, party_stats.c.rounds_joined, party_stats.c.rounds_missed, party_stats.c.rejected_messages)
+            .select_from(parties.outerjoin(party_stats, parties.c.name == party_stats.c.party))
+            .order_by(parties.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def party_rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(parties).order_by(parties.c.name))]
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(runs).order_by(runs.c.started_at.desc()))]
+
+    def reputation_rows(self) -> list[dict[str, Any]]:
+        """Every party's reputation after each run, oldest first."""
+        query = select(reputation_history).order_by(reputation_history.c.recorded_at, reputation_history.c.party)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def validation_rows(self) -> list[dict[str, Any]]:
+        """Every party's validation in every run, with the run's start time, newest run first."""
+        query = (
+            select(validations, runs.c.started_at)
+            .join(runs, runs.c.run_id == validations.c.run_id, isouter=True)
+            .order_by(runs.c.started_at.desc(), validations.c.party)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

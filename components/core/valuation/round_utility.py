@@ -1,0 +1,59 @@
+"""The cooperative game of one federated round, built from the updates the coordinator already holds.
+
+v(S) is ``evaluate`` applied to the FedAvg of coalition S's updates (example-weighted); v(empty) is
+``evaluate`` of the round's starting global model. No party retrains anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from components.core.kernels import weighted_mean
+from components.core.params import Params
+from components.core.strategies.base import ClientUpdate
+from components.core.valuation.game import Coalition, CoalitionUtility
+
+Evaluate = Callable[[Params], float]
+
+
+def round_utility(
+    updates: Sequence[ClientUpdate],
+    current_params: Mapping[str, np.ndarray],
+    evaluate: Evaluate,
+    workers: int = 1,
+    start_utility: float | None = None,
+) -> CoalitionUtility:
+    """The round's game; ``start_utility``, when the caller already knows it, is taken as v(empty)."""
+    by_party = {u.party: u for u in updates}
+    if len(by_party) != len(updates):
+        raise ValueError("one update per party expected")
+    start = dict(current_params)
+
+    def value_of(coalition: Coalition) -> float:
+        if not coalition:
+            return float(evaluate(start))
+        members = [by_party[p] for p in sorted(coalition)]
+        return float(evaluate(weighted_mean([m.params for m in members], [float(m.num_examples) for m in members])))
+
+    known = None if start_utility is None else {frozenset(): start_utility}
+    return CoalitionUtility(by_party, value_of, workers=workers, known=known)
+
+
+def interchangeable_parties(updates: Sequence[ClientUpdate]) -> list[list[str]]:
+    """Groups of two or more parties whose updates are identical (same example count, same tensors).
+
+    Such parties are symmetric players of the round's game: swapping them changes no coalition's model.
+    """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for update in updates:
+        digest = hashlib.sha256(f"{update.num_examples}".encode())
+        for name in sorted(update.params):
+            array = np.ascontiguousarray(update.params[name])
+            digest.update(f"|{name}|{array.dtype}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+        groups[digest.hexdigest()].append(update.party)
+    return [sorted(group) for group in groups.values() if len(group) > 1]

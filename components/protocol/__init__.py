@@ -1,6 +1,0 @@
-"""The wire protocol: typed, versioned envelopes plus raw tensor frames. No pickle."""
-
-from components.protocol.codec import decode, encode, frames_size
-from components.protocol.messages import PROTOCOL_VERSION, Envelope, Kind, TensorSpec
-
-__all__ = ["PROTOCOL_VERSION", "Envelope", "Kind", "TensorSpec", "decode", "encode", "frames_size"]

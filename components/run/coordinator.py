@@ -1,0 +1,278 @@
+"""The coordinator's side of the wire: admitted parties, requests out, replies matched and checked.
+
+Everything a party sends is decoded and checked here; a bad message is counted, logged and
+answered with a typed error, and never reaches aggregation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from components.adapters.transport import KeyPair, Peer, RouterEndpoint
+from components.core.errors import ProtocolError
+from components.core.liveness import Liveness
+from components.core.params import Params
+from components.core.protocol import Envelope, Kind, decode, encode, frames_size
+from components.core.protocol.bodies import ErrorReply, Heartbeat, Hello, parse_body
+from components.core.protocol.messages import HELLO_REQUIRED, REQUEST_REPLY
+
+log = logging.getLogger(__name__)
+
+COORDINATOR = "coordinator"
+TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT})  # the only party messages that may carry tensors
+ReplyCheck = Callable[[Envelope, Params], None]
+
+
+@dataclass
+class Reply:
+    party: str
+    envelope: Envelope
+    tensors: Params
+    size: int
+
+
+@dataclass
+class Exchange:
+    """Result of one request sent to several parties."""
+
+    replies: dict[str, Reply]
+    errors: dict[str, str]  # party -> why its reply was refused or what error it sent
+    missing: list[str]  # parties that did not answer before the deadline
+    bytes_up: int
+    bytes_down: int
+
+
+@dataclass
+class _Pending:
+    party: str
+    expected: Kind
+    run_id: str
+    round: int
+    check: ReplyCheck | None
+    reply: Reply | None = None
+    error: str | None = None
+
+
+@dataclass
+class PartyInfo:
+    routing_id: bytes | None = None
+    hello: Hello | None = None
+    last_heartbeat: Heartbeat | None = None
+
+
+@dataclass
+class Coordinator:
+    """Owns the ROUTER endpoint; thread-safe ``exchange`` for the flow's tasks."""
+
+    bind: str
+    keys: KeyPair
+    party_keys: Mapping[str, str]  # public key -> party name
+    liveness_timeout_s: float = 30.0
+    max_message_bytes: int = 256 << 20
+    on_event: Callable[[str, str, dict[str, Any]], None] | None = None
+    boundary_checks: dict[Kind, ReplyCheck] = field(default_factory=dict)  # run on every message of a kind
+    rejected: Counter[str] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.liveness = Liveness(self.liveness_timeout_s)
+        self.parties: dict[str, PartyInfo] = {name: PartyInfo() for name in self.party_keys.values()}
+        self._pending: dict[str, _Pending] = {}
+        self._changed = threading.Condition()
+        self.admitted: set[str] = set(self.party_keys)
+        self._endpoint = RouterEndpoint(
+            self.bind,
+            self.keys,
+            is_allowed=lambda key: key in self.admitted,
+            on_message=self._on_message,
+            max_message_bytes=self.max_message_bytes,
+        )
+        self.endpoint = self._endpoint.endpoint
+
+    # ---- incoming (I/O thread) ----
+    def _on_message(self, peer: Peer, frames: list[Any]) -> None:
+        party = self.party_keys.get(peer.public_key)
+        if party is None or peer.public_key not in self.admitted:
+            return  # ZAP already refuses unknown keys; nothing is ever sent back to them
+        size = frames_size(frames)
+        try:
+            envelope, tensors = decode(frames, max_bytes=self.max_message_bytes)
+            if envelope.sender != party:
+                raise ProtocolError(f"sender {envelope.sender!r} does not match key of {party!r}", code="sender")
+            self._dispatch(party, peer, envelope, tensors, size)
+        except ProtocolError as error:
+            self._reject(party, peer.routing_id, error, reply_to=None)
+        with self._changed:
+            self._changed.notify_all()
+
+    def _dispatch(self, party: str, peer: Peer, envelope: Envelope, tensors: Params, size: int) -> None:
+        now = time.monotonic()
+        info = self.parties[party]
+        if tensors and envelope.kind not in TENSOR_KINDS:
+            raise ProtocolError(f"a {envelope.kind.value} message carries no tensors", code="tensor")
+        if (check := self.boundary_checks.get(envelope.kind)) is not None:
+            check(envelope, tensors)
+        if envelope.kind == Kind.HELLO:
+            info.hello = parse_body(Hello, envelope.body)
+            info.routing_id = peer.routing_id  # replies go to the connection that said hello last
+            self.liveness.observe(party, now)
+            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
+            self._emit(party, "hello", info.hello.model_dump())
+        elif envelope.kind == Kind.HEARTBEAT:
+            info.last_heartbeat = parse_body(Heartbeat, envelope.body)
+            self.liveness.observe(party, now, busy=info.last_heartbeat.busy)
+            if info.hello is None:  # e.g. this coordinator restarted: ask the party to introduce itself
+                body = ErrorReply(code=HELLO_REQUIRED, message="send hello first").model_dump()
+                self._send(peer.routing_id, envelope.reply(Kind.ERROR, COORDINATOR, body))
+            self._emit(party, "heartbeat", {"resources": info.last_heartbeat.resources.model_dump()})
+        elif envelope.kind == Kind.BYE:
+            self.liveness.leave(party)
+            self._emit(party, "bye", {})
+        elif envelope.kind == Kind.REGISTER:
+            profile = parse_body(Hello, envelope.body)
+            self._emit(party, "register", profile.model_dump())
+            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"registered": party}))
+        elif envelope.kind == Kind.LEAVE:
+            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
+            self.liveness.leave(party)
+            self.admitted.discard(peer.public_key)  # from now on this key gets nothing back
+            self._emit(party, "leave", {})
+        elif envelope.kind in (*REQUEST_REPLY.values(), Kind.ERROR):
+            self.liveness.observe(party, now)
+            self._settle(party, envelope, tensors, size)
+        else:
+            raise ProtocolError(f"a party may not send {envelope.kind.value!r}", code="kind")
+
+    def _settle(self, party: str, envelope: Envelope, tensors: Params, size: int) -> None:
+        with self._changed:
+            pending = self._pending.get(envelope.reply_to or "")
+        if pending is None or pending.reply is not None or pending.error is not None:
+            self.late[party] += 1
+            log.info("discarded a late or unexpected %s from %s", envelope.kind.value, party)
+            return
+        if pending.party != party:
+            raise ProtocolError("reply to a request sent to another party", code="reply_to")
+        if envelope.run_id != pending.run_id or envelope.round != pending.round:
+            raise ProtocolError(
+                f"reply for run {envelope.run_id!r} round {envelope.round}, expected "
+                f"{pending.run_id!r} round {pending.round}",
+                code="ids",
+            )
+        if envelope.kind == Kind.ERROR:
+            error = parse_body(ErrorReply, envelope.body)
+            pending.error = f"{error.code}: {error.message}"
+            return
+        if envelope.kind != pending.expected:
+            raise ProtocolError(f"expected {pending.expected.value}, got {envelope.kind.value}", code="kind")
+        try:
+            if pending.check is not None:
+                pending.check(envelope, tensors)
+        except ProtocolError as error:
+            pending.error = f"{error.code}: {error}"
+            raise
+        pending.reply = Reply(party=party, envelope=envelope, tensors=tensors, size=size)
+
+    def _reject(self, party: str, routing_id: bytes, error: ProtocolError, reply_to: str | None) -> None:
+        self.rejected[party] += 1
+        log.warning("rejected a message from %s: %s", party, error)
+        self._emit(party, "rejected", {"code": error.code, "message": str(error)})
+        body = ErrorReply(code=error.code, message=str(error)[:2000]).model_dump()
+        self._send(routing_id, Envelope(kind=Kind.ERROR, sender=COORDINATOR, reply_to=reply_to, body=body))
+
+    def _emit(self, party: str, event: str, detail: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(party, event, detail)
+            except Exception:
+                log.exception("event hook failed")
+
+    # ---- outgoing (any thread) ----
+    def _send(self, routing_id: bytes, envelope: Envelope, tensors: Mapping[str, np.ndarray] | None = None) -> int:
+        frames = encode(envelope, tensors)
+        self._endpoint.send(routing_id, frames)
+        return frames_size(frames)
+
+    def wait_for_parties(self, names: list[str], minimum: int, timeout_s: float, wait_for_all: bool) -> list[str]:
+        """The connected parties among ``names``, waiting up to ``timeout_s`` for all of them
+        (``wait_for_all``) or for ``minimum`` of them; [] when fewer than ``minimum`` came."""
+        deadline = time.monotonic() + timeout_s
+        wanted = len(names) if wait_for_all else minimum
+        with self._changed:
+            while True:
+                ready = [n for n in names if self.is_connected(n)]
+                remaining = deadline - time.monotonic()
+                if len(ready) >= wanted or remaining <= 0:
+                    return ready if len(ready) >= minimum else []
+                self._changed.wait(min(remaining, 0.5))
+
+    def is_connected(self, party: str) -> bool:
+        info = self.parties.get(party)
+        return bool(info and info.routing_id and info.hello) and party in self.liveness.alive([party], time.monotonic())
+
+    def exchange(
+        self,
+        parties: list[str],
+        kind: Kind,
+        run_id: str,
+        round_number: int,
+        body: dict[str, Any],
+        tensors: Mapping[str, np.ndarray] | None = None,
+        timeout_s: float = 60.0,
+        check: ReplyCheck | None = None,
+        bodies: Mapping[str, dict[str, Any]] | None = None,
+    ) -> Exchange:
+        """Send one request to each party and collect replies until all answered or the deadline.
+
+        ``bodies`` gives some parties their own body (merged over ``body``)."""
+        expected = REQUEST_REPLY[kind]
+        sent: dict[str, str] = {}
+        bytes_down = 0
+        errors: dict[str, str] = {}
+        for party in parties:
+            info = self.parties[party]
+            if info.routing_id is None:
+                errors[party] = "not connected"
+                continue
+            own = {**body, **bodies[party]} if bodies and party in bodies else body
+            envelope = Envelope(kind=kind, run_id=run_id, round=round_number, sender=COORDINATOR, body=own)
+            with self._changed:
+                self._pending[envelope.message_id] = _Pending(party, expected, run_id, round_number, check)
+            sent[party] = envelope.message_id
+            bytes_down += self._send(info.routing_id, envelope, tensors)
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                open_ids = [m for m in sent.values() if not self._settled(m)]
+                remaining = deadline - time.monotonic()
+                if not open_ids or remaining <= 0:
+                    break
+                self._changed.wait(min(remaining, 0.5))
+            results = {party: self._pending.pop(mid) for party, mid in sent.items()}
+        replies = {p: r.reply for p, r in results.items() if r.reply is not None}
+        errors.update({p: r.error for p, r in results.items() if r.error is not None})
+        missing = [p for p, r in results.items() if r.reply is None and r.error is None]
+        return Exchange(replies, errors, missing, sum(r.size for r in replies.values()), bytes_down)
+
+    def _settled(self, message_id: str) -> bool:
+        pending = self._pending[message_id]
+        return pending.reply is not None or pending.error is not None
+
+    def broadcast(self, kind: Kind, run_id: str, body: dict[str, Any] | None = None) -> None:
+        for party, info in self.parties.items():
+            if info.routing_id is not None:
+                self._send(
+                    info.routing_id,
+                    Envelope(kind=kind, run_id=run_id, sender=COORDINATOR, body=body or {}),
+                )
+                log.debug("sent %s to %s", kind.value, party)
+
+    def close(self) -> None:
+        self._endpoint.close()

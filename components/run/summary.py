@@ -1,0 +1,81 @@
+"""The run summary: the one shape that scripts, benchmarks and the dashboard read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from components.adapters.checkpoints import write_text_atomically
+
+
+class RoundMetrics(BaseModel):
+    accuracy: float
+    roc_auc: float
+    loss: float
+
+
+class RoundRow(BaseModel):
+    """One finished training round."""
+
+    round: int
+    participants: list[str]
+    metrics: RoundMetrics
+    party_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    rejected: dict[str, str] = Field(default_factory=dict)
+    bytes_up: int
+    bytes_down: int
+    seconds: float
+    epsilon: float | None = None
+
+
+class Promotion(BaseModel):
+    decision: str  # "promoted" | "kept"
+    reason: str
+    model_name: str
+    version: int | None = None
+    alias: str = "champion"
+    metric: str = "accuracy"
+    candidate_value: float | None = None
+    champion_value: float | None = None
+
+
+class ModelReward(BaseModel):
+    """The model a party receives: aggregated from these parties' last-round updates, and how good it is."""
+
+    sources: list[str]
+    accuracy: float | None = None
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    status: str = "completed"
+    started_at: str
+    finished_at: str | None = None
+    mlflow_run_id: str | None = None
+    config: dict[str, Any]
+    validation: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    rounds: list[RoundRow] = Field(default_factory=list)
+    final_metrics: RoundMetrics | None = None
+    centralized_baseline: RoundMetrics | None = None
+    contributions: dict[str, float] = Field(default_factory=dict)
+    round_contributions: dict[int, dict[str, float]] = Field(default_factory=dict)
+    stopped_early: str | None = None
+    valuation_method: str = "leave_one_out"
+    rewards: dict[str, float] = Field(default_factory=dict)
+    model_rewards: dict[str, ModelReward] = Field(default_factory=dict)
+    reputation: dict[str, float] = Field(default_factory=dict)
+    rejected_messages: dict[str, int] = Field(default_factory=dict)
+    late_messages: dict[str, int] = Field(default_factory=dict)
+    promotion: Promotion | None = None
+    manifests: dict[str, str] = Field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        """Write atomically, so the dashboard and scripts never read a half-written summary."""
+        return write_text_atomically(path, self.model_dump_json(indent=2))
+
+    @classmethod
+    def read(cls, path: Path) -> RunSummary:
+        return cls.model_validate(json.loads(path.read_text()))
