@@ -11,20 +11,23 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psutil
 import torch
 
 from components.adapters.contracts import load_contract, read_dataset, split_features, validate_dataset
 from components.adapters.manifest import build_manifest
 from components.adapters.transport import DealerEndpoint, read_keypair
-from components.core.contract import ValidationSummary
+from components.core.contract import Contract, ValidationSummary
 from components.core.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
 from components.core.params import Params
+from components.core.ports import DealerFactory, DealerPort
 from components.core.protocol import Envelope, Kind, decode, encode
 from components.core.protocol.bodies import (
     ErrorReply,
@@ -60,8 +63,16 @@ class _Job:
 class PartyAgent:
     """One party: its data stays here; it answers the coordinator's requests."""
 
-    def __init__(self, config: PartyConfig) -> None:
+    def __init__(
+        self,
+        config: PartyConfig,
+        dealer: DealerFactory = DealerEndpoint,
+        validate: Callable[[pd.DataFrame, Contract], ValidationSummary] = validate_dataset,
+    ) -> None:
+        """``dealer`` opens the connection and ``validate`` checks a frame against a contract (twins in unit tests)."""
         self.config = config
+        self._dealer = dealer
+        self._validate_frame = validate
         self.contract = load_contract(config.contract, config.contract_version)
         self.frame = read_dataset(config.data, self.contract)
         self.features, self.labels = split_features(self.frame, self.contract)
@@ -79,7 +90,7 @@ class PartyAgent:
     # ---- main loop ----
     def run(self) -> None:
         """Serve until stopped (SIGTERM/SIGINT or ``stop()``)."""
-        endpoint = DealerEndpoint(self.config.coordinator, self.config.coordinator_public_key, self.keys)
+        endpoint = self._dealer(self.config.coordinator, self.config.coordinator_public_key, self.keys)
         self._install_signal_handlers()
         log.info(
             "party %s: %d rows, joining %s",
@@ -113,18 +124,18 @@ class PartyAgent:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
 
-    def _say_hello(self, endpoint: DealerEndpoint) -> None:
+    def _say_hello(self, endpoint: DealerPort) -> None:
         self._send(endpoint, Envelope(kind=Kind.HELLO, sender=self.config.name, body=self._hello()))
         self._hello_sent_at = time.monotonic()
 
-    def _send(self, endpoint: DealerEndpoint, envelope: Envelope, tensors: Params | None = None) -> None:
+    def _send(self, endpoint: DealerPort, envelope: Envelope, tensors: Params | None = None) -> None:
         frames = encode(envelope, tensors)
         if self.audit is not None:
             self.audit.record(frames)
         endpoint.send(frames)
 
     # ---- requests ----
-    def _handle(self, endpoint: DealerEndpoint, frames: list[Any]) -> None:
+    def _handle(self, endpoint: DealerPort, frames: list[Any]) -> None:
         try:
             envelope, tensors = decode(frames)
         except ProtocolError as error:
@@ -163,7 +174,7 @@ class PartyAgent:
         self._current = (envelope.run_id, envelope.round)
         self._job = _Job(envelope, self._worker.submit(handler, envelope, tensors))
 
-    def _finish_job(self, endpoint: DealerEndpoint) -> None:
+    def _finish_job(self, endpoint: DealerPort) -> None:
         if self._job is None or not self._job.future.done():
             return
         job, self._job = self._job, None
@@ -180,7 +191,7 @@ class PartyAgent:
     def _validate_own_data(self) -> ValidationSummary:
         """Check the rows this agent trains on against its configured contract, so the owner knows at start-up."""
         try:
-            summary = validate_dataset(self.frame, self.contract)
+            summary = self._validate_frame(self.frame, self.contract)
         except Exception:
             log.exception("could not validate %s against %s", self.config.data, self.contract.ref)
             raise  # the coordinator's validation request gets the error
@@ -193,7 +204,7 @@ class PartyAgent:
         if contract.ref == self.contract.ref and self._own_validation is not None:
             summary = self._own_validation.result()  # same contract, same rows: the start-up check answers
         else:
-            summary = validate_dataset(read_dataset(self.config.data, contract), contract)
+            summary = self._validate_frame(read_dataset(self.config.data, contract), contract)
             self._log_validation(contract.ref, summary)
         body = ValidationReply(summary=summary, manifest=self.manifest.model_dump())
         return Kind.VALIDATION, body.model_dump(), {}

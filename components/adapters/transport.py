@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,12 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from components.core.ports import KeyPair, Peer
+
 log = logging.getLogger(__name__)
 
 RECONNECT_MS = 200
 RECONNECT_MAX_MS = 5_000
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """A CURVE key pair as Z85 text (40 characters each)."""
-
-    public: str
-    secret: str
-
-
-@dataclass(frozen=True)
-class Peer:
-    """Who sent a message: the ROUTER's routing id and the CURVE public key ZAP authenticated."""
-
-    routing_id: bytes
-    public_key: str
 
 
 def new_keypair() -> KeyPair:

@@ -6,10 +6,15 @@ ConsortiaError
 │   ├── ContractError       data does not meet its contract (or cannot be read)
 │   ├── ProtocolError       a message is malformed, hostile or from another protocol version
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
-│   └── BudgetExceeded      a privacy budget would be exceeded
+│   ├── BudgetExceeded      a privacy budget would be exceeded
+│   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
-    └── QuorumNotReached    too few parties answered a round
+    ├── QuorumNotReached    too few parties answered a round
+    └── EdgeUnavailable     a store, tracker, versioning or transport call failed in a way a retry may cure
+
+Each adapter (components/adapters) maps its library's errors into EdgeFailure or EdgeUnavailable,
+naming the edge, so Prefect's retry condition decides from the error tree alone.
 """
 
 from __future__ import annotations
@@ -60,6 +65,22 @@ class PartyUnavailable(TransientError):
 
 class QuorumNotReached(TransientError):
     """Fewer parties than ``min_parties`` answered a round."""
+
+
+class EdgeFailure(PermanentError):
+    """An adapter's library failed in a way retrying cannot fix (bad URI, missing resource, schema)."""
+
+    def __init__(self, edge: str, message: str) -> None:
+        super().__init__(f"{edge}: {message}")
+        self.edge = edge
+
+
+class EdgeUnavailable(TransientError):
+    """An adapter's library failed in a way a retry may cure (database locked, server unreachable)."""
+
+    def __init__(self, edge: str, message: str) -> None:
+        super().__init__(f"{edge}: {message}")
+        self.edge = edge
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from components.adapters.transport import KeyPair, Peer, RouterEndpoint
+from components.adapters.transport import RouterEndpoint
 from components.core.errors import ProtocolError
 from components.core.liveness import Liveness
 from components.core.params import Params
+from components.core.ports import KeyPair, Peer, RouterFactory
 from components.core.protocol import Envelope, Kind, decode, encode, frames_size
 from components.core.protocol.bodies import ErrorReply, Heartbeat, Hello, parse_body
 from components.core.protocol.messages import HELLO_REQUIRED, REQUEST_REPLY
@@ -81,6 +82,7 @@ class Coordinator:
     boundary_checks: dict[Kind, ReplyCheck] = field(default_factory=dict)  # run on every message of a kind
     rejected: Counter[str] = field(default_factory=Counter)
     late: Counter[str] = field(default_factory=Counter)
+    router: RouterFactory = RouterEndpoint  # the in-memory twin in unit tests
 
     def __post_init__(self) -> None:
         self.liveness = Liveness(self.liveness_timeout_s)
@@ -88,7 +90,7 @@ class Coordinator:
         self._pending: dict[str, _Pending] = {}
         self._changed = threading.Condition()
         self.admitted: set[str] = set(self.party_keys)
-        self._endpoint = RouterEndpoint(
+        self._endpoint = self.router(
             self.bind,
             self.keys,
             is_allowed=lambda key: key in self.admitted,

@@ -1,0 +1,153 @@
+"""The small interfaces a run talks to at its edges; adapters implement them, twins stand in for tests.
+
+Like httpx's ``BaseTransport`` and ``MockTransport``: the run depends only on these protocols; the
+composition root (``components.run.edges``) picks the real adapters (``components.adapters``) or
+the in-memory twins (``components.twins``). Every adapter raises only Consortia's error tree
+(``EdgeUnavailable`` for what a retry may cure, ``EdgeFailure`` for what it cannot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A CURVE key pair as Z85 text (40 characters each)."""
+
+    public: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who sent a message: the router's routing id and the public key the transport authenticated."""
+
+    routing_id: bytes
+    public_key: str
+
+
+class RouterPort(Protocol):
+    """The coordinator's bound socket, served by one I/O thread that calls ``on_message`` per message."""
+
+    endpoint: str
+
+    def send(self, routing_id: bytes, frames: Sequence[Any]) -> None:
+        """Queue a message for a peer; never blocks on a peer that stops reading."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RouterFactory(Protocol):
+    def __call__(
+        self,
+        bind: str,
+        keys: KeyPair,
+        is_allowed: Callable[[str], bool],
+        on_message: Callable[[Peer, list[Any]], None],
+        max_message_bytes: int = ...,
+    ) -> RouterPort: ...
+
+
+class DealerPort(Protocol):
+    """A party's connection to the coordinator."""
+
+    def send(self, frames: Sequence[Any]) -> None: ...
+
+    def receive(self, timeout_s: float) -> list[Any] | None: ...
+
+    def close(self) -> None: ...
+
+
+DealerFactory = Callable[[str, str, KeyPair], DealerPort]  # (address, server public key, own keys)
+
+
+class RegisteredVersion(BaseModel):
+    """One version of a registered model, as the promotion gate and dashboard need it."""
+
+    name: str
+    version: int
+    run_id: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class TrackerPort(Protocol):
+    """One experiment-tracking run at a time: params, metrics, tags, JSON artifacts and the model."""
+
+    def start(self, run_name: str, tags: dict[str, str]) -> str: ...
+
+    def resume(self, tracking_run_id: str) -> None: ...
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+
+    def log_json(self, obj: dict[str, Any], artifact_file: str) -> None: ...
+
+    def log_model(self, module: Any, example: Any, name: str = "model") -> str:
+        """Log a servable model (a torch module and an example frame); returns a URI the registry takes."""
+        ...
+
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+class RegistryPort(Protocol):
+    """Registered model versions and their aliases."""
+
+    def register(self, model_uri: str, name: str, tags: dict[str, str]) -> int: ...
+
+    def version_by_alias(self, name: str, alias: str) -> RegisteredVersion | None: ...
+
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+
+
+class StorePort(Protocol):
+    """What a run writes to (and reads from) the federation store."""
+
+    def upsert_party(self, name: str, public_key: str, **fields: Any) -> None: ...
+
+    def mark_party(self, name: str, status: str, resources: dict[str, Any] | None = None) -> None: ...
+
+    def delete_party(self, party: str) -> None: ...
+
+    def start_run(self, run_id: str, federation: str, config: dict[str, Any]) -> None: ...
+
+    def finish_run(self, run_id: str, status: str, mlflow_run_id: str | None, summary_path: str) -> None: ...
+
+    def record_validation(
+        self, run_id: str, party: str, success: bool, summary: dict[str, Any], manifest: dict[str, Any]
+    ) -> None: ...
+
+    def record_round(self, run_id: str, row: dict[str, Any]) -> None: ...
+
+    def record_contributions(
+        self,
+        run_id: str,
+        round_number: int,
+        values: Mapping[str, float],
+        method: str,
+        rewards: Mapping[str, float] | None = None,
+    ) -> None: ...
+
+    def record_reputation(self, run_id: str, party: str, reputation: float, inputs: dict[str, Any]) -> None: ...
+
+    def reputation_of(self, party: str) -> float: ...
+
+    def party_rows(self) -> list[dict[str, Any]]: ...
+
+
+class MetadataPort(Protocol):
+    """Versioned run metadata (manifests, contracts, final models): content hashes, pushed to a remote."""
+
+    def track(self, path: Path) -> str: ...
+
+    def push(self) -> int: ...
