@@ -32,7 +32,7 @@ unit: setup
 	$(PY) -m pytest -q -m "not integration"
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) -m benchmarks

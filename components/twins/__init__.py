@@ -1,0 +1,1 @@
+"""In-memory twins of the edges, for unit tests of the run."""
