@@ -190,3 +190,12 @@ def test_mixing_options_reach_it_and_its_inner_strategy():
     assert (strategy.f, strategy.inner.beta) == (2, 0.2)
     with pytest.raises(ValueError, match="f must be non-negative"):
         build_strategy("mixing", f=-1)
+
+
+@pytest.mark.parametrize("name", [name for name in strategy_names() if name != "dp"])
+def test_a_chain_without_dp_has_no_privacy_account(name: str) -> None:
+    options = {"clipping": {"max_norm": 1.0}, "bucketing": {"seed": 0}, "mixing": {"f": 0}}.get(name, {})
+    assert build_strategy(name, **options).privacy() is None  # wrappers default to fedavg inside
+    if name in {"clipping", "bucketing", "mixing"}:
+        assert build_strategy(name, inner="fedadam", **options).privacy() is None
+        assert build_strategy(name, inner="clipping", inner_options={"max_norm": 1.0}, **options).privacy() is None

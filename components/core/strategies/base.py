@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from components.core.params import Params
+
+DpMode = Literal["central", "local"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,47 @@ class ClientUpdate:
     params: Params
     num_examples: int
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+class PrivacyAccount(Protocol):
+    """The differential-privacy bookkeeping of a strategy chain, as the run needs it.
+
+    One account stands for the one DP layer of a chain (``strategy.privacy()``); it is live, so it
+    reflects every round aggregated and every checkpoint loaded since it was handed out. Epsilons are
+    per party, at the ``delta`` the caller passes.
+    """
+
+    @property
+    def mode(self) -> DpMode:
+        """``"central"``: the coordinator noises the aggregate; ``"local"``: each party noises its own update."""
+        ...
+
+    @property
+    def party_updates_private(self) -> bool:
+        """True if each party's update, as the coordinator receives it, is itself DP (local mode).
+
+        False in central mode: individual updates are raw at the coordinator and only the aggregate
+        is private, so anything computed from single updates (contribution values, per-party
+        metrics) is not covered by the accounted epsilon.
+        """
+        ...
+
+    @property
+    def rounds(self) -> int:
+        """Rounds accounted so far."""
+        ...
+
+    def epsilon(self, delta: float) -> float:
+        """Epsilon spent so far (0 before any round)."""
+        ...
+
+    def epsilon_after_next_round(self, delta: float) -> float:
+        """Epsilon that will have been spent once one more round is aggregated; records nothing."""
+        ...
+
+    def check_budget(self, epsilon_budget: float, delta: float) -> None:
+        """Raise ``BudgetExceeded`` if one more round would bring epsilon above ``epsilon_budget``."""
+        ...
 
 
 class Strategy(Protocol):
@@ -36,6 +79,13 @@ class Strategy(Protocol):
 
     def load_state(self, state: Params) -> None: ...
 
+    def privacy(self) -> PrivacyAccount | None:
+        """The account of the DP layer anywhere in this chain, or None if nothing in it is DP.
+
+        Wrappers pass their inner strategy's account through, so the run finds DP at any depth.
+        """
+        ...
+
 
 class Stateless:
     """Mixin for strategies that carry nothing between rounds and change nothing in local training."""
@@ -49,9 +99,12 @@ class Stateless:
     def load_state(self, state: Params) -> None:
         return None
 
+    def privacy(self) -> PrivacyAccount | None:
+        return None
+
 
 class Wrapping:
-    """Mixin for wrappers that change only the updates: local training and state are ``inner``'s."""
+    """Mixin for wrappers that change only the updates: local training, state and privacy are ``inner``'s."""
 
     inner: Strategy
 
@@ -63,6 +116,9 @@ class Wrapping:
 
     def load_state(self, state: Params) -> None:
         self.inner.load_state(state)
+
+    def privacy(self) -> PrivacyAccount | None:
+        return self.inner.privacy()
 
 
 def with_prefix(state: Params, prefix: str) -> Params:

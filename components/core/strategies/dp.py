@@ -16,13 +16,20 @@ per round. ``sample_rate`` is the probability that a party takes part in a round
 party is asked every round; below 1 it assumes parties are Poisson-sampled). A fixed ``seed`` makes
 the noise reproducible for experiments and voids the guarantee against anyone who knows the seed;
 leave it ``None`` in production.
+
+The run reads the privacy spent through ``strategy.privacy()``, which every strategy has and every
+wrapper passes through, so a ``DifferentialPrivacy`` layer is accounted wherever it sits in a chain
+(e.g. ``clipping`` or ``bucketing`` around ``dp``). A chain holds at most one DP layer: nesting
+``dp`` inside ``dp`` (at any depth) is refused at construction, since the two guarantees would need
+composing and the second layer would see one already-noised aggregate. ``mixing`` may wrap only
+local-mode ``dp`` (see ``components.core.strategies.mixing``).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from opacus.accountants import RDPAccountant
@@ -30,9 +37,9 @@ from opacus.accountants import RDPAccountant
 from components.core.errors import BudgetExceeded
 from components.core.kernels import clip_delta
 from components.core.params import Params
-from components.core.strategies.base import ClientUpdate, Strategy, with_prefix, without_prefix
+from components.core.strategies.base import ClientUpdate, DpMode, Strategy, with_prefix, without_prefix
 
-DpMode = Literal["central", "local"]
+__all__ = ["DifferentialPrivacy", "DpAccount", "DpMode", "RdpAccountant", "privatize_update"]
 
 
 class RdpAccountant:
@@ -94,6 +101,61 @@ def privatize_update(
     return {name: out[name] for name in reference}
 
 
+class DpAccount:
+    """The ``PrivacyAccount`` of one ``DifferentialPrivacy`` layer: a live view of its accountant and settings."""
+
+    def __init__(self, layer: DifferentialPrivacy) -> None:
+        self._layer = layer
+
+    @property
+    def mode(self) -> DpMode:
+        return self._layer.mode
+
+    @property
+    def party_updates_private(self) -> bool:
+        return self._layer.mode == "local"
+
+    @property
+    def clip_norm(self) -> float:
+        return self._layer.clip_norm
+
+    @property
+    def noise_multiplier(self) -> float:
+        """As configured; the accountant uses ``accounted_noise_multiplier`` (halved in local mode)."""
+        return self._layer.noise_multiplier
+
+    @property
+    def sample_rate(self) -> float:
+        return self._layer.sample_rate
+
+    @property
+    def rounds(self) -> int:
+        return self._layer.accountant.steps
+
+    def epsilon(self, delta: float) -> float:
+        return self._layer.accountant.epsilon(delta)
+
+    def epsilon_after_next_round(self, delta: float) -> float:
+        layer = self._layer
+        return layer.accountant.epsilon_after(layer.accounted_noise_multiplier, layer.accounted_sample_rate, 1, delta)
+
+    def check_budget(self, epsilon_budget: float, delta: float) -> None:
+        after = self.epsilon_after_next_round(delta)
+        if after > epsilon_budget:
+            raise BudgetExceeded(
+                f"privacy budget exhausted: round {self.rounds + 1} would bring epsilon to {after:.3f} "
+                f"at delta={delta:g}, over the budget of {epsilon_budget:g} (spent so far: {self.epsilon(delta):.3f}); "
+                "the run stops before that round"
+            )
+
+    def __repr__(self) -> str:
+        layer = self._layer
+        return (
+            f"DpAccount(mode={layer.mode!r}, clip_norm={layer.clip_norm:g}, "
+            f"noise_multiplier={layer.noise_multiplier:g}, sample_rate={layer.sample_rate:g}, rounds={self.rounds})"
+        )
+
+
 class DifferentialPrivacy:
     """DP-FedAvg around ``inner``; ``frozen`` names tensors parties never train (e.g. fitted
     standardisation statistics), kept at ``current`` and left out of clipping and noise."""
@@ -116,6 +178,12 @@ class DifferentialPrivacy:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
         if mode not in ("central", "local"):
             raise ValueError(f"mode must be 'central' or 'local', got {mode!r}")
+        if inner.privacy() is not None:
+            raise ValueError(
+                "dp cannot wrap a strategy that already contains dp: a chain holds at most one DP layer "
+                "(the inner one would only see this layer's single noised aggregate, and the two "
+                "accounts are not composed); configure one dp layer"
+            )
         self.inner = inner
         self.clip_norm = float(clip_norm)
         self.noise_multiplier = float(noise_multiplier)
@@ -124,6 +192,7 @@ class DifferentialPrivacy:
         self.seed = seed
         self.frozen = tuple(frozen)
         self.accountant = RdpAccountant()
+        self._account = DpAccount(self)
 
     @property
     def accounted_noise_multiplier(self) -> float:
@@ -158,20 +227,18 @@ class DifferentialPrivacy:
         aggregate = ClientUpdate(party="dp-aggregate", params=private, num_examples=count)
         return self.inner.aggregate(round_number, current, [aggregate])
 
+    def privacy(self) -> DpAccount:
+        """This layer's account (the same live object every call)."""
+        return self._account
+
     def epsilon(self, delta: float) -> float:
-        """Epsilon spent so far at ``delta``, per party."""
-        return self.accountant.epsilon(delta)
+        """Epsilon spent so far at ``delta``, per party (``privacy().epsilon``)."""
+        return self._account.epsilon(delta)
 
     def check_budget(self, epsilon_budget: float, delta: float) -> None:
-        """Raise BudgetExceeded if running one more round would spend more than ``epsilon_budget``."""
-        next_round = self.accountant.steps + 1
-        after = self.accountant.epsilon_after(self.accounted_noise_multiplier, self.accounted_sample_rate, 1, delta)
-        if after > epsilon_budget:
-            raise BudgetExceeded(
-                f"privacy budget exhausted: round {next_round} would bring epsilon to {after:.3f} at delta={delta:g}, "
-                f"over the budget of {epsilon_budget:g} (spent so far: {self.epsilon(delta):.3f}); "
-                "the run stops before that round"
-            )
+        """Raise BudgetExceeded if running one more round would spend more than ``epsilon_budget``
+        (``privacy().check_budget``)."""
+        self._account.check_budget(epsilon_budget, delta)
 
     def training_overrides(self) -> dict[str, Any]:
         return self.inner.training_overrides()

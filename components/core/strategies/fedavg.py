@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from components.core.kernels import WeightedMean
 from components.core.params import Params
-from components.core.strategies.base import ClientUpdate
+from components.core.strategies.base import ClientUpdate, Stateless
 
 
-class FedAvg:
+class FedAvg(Stateless):
     name = "fedavg"
 
     def aggregate(self, round_number: int, current: Params, updates: Sequence[ClientUpdate]) -> Params:
@@ -18,12 +17,3 @@ class FedAvg:
         for update in updates:
             acc.add(update.params, float(update.num_examples))
         return acc.result()
-
-    def training_overrides(self) -> dict[str, Any]:
-        return {}
-
-    def state(self) -> Params:
-        return {}
-
-    def load_state(self, state: Params) -> None:
-        return None

@@ -21,7 +21,7 @@ import numpy as np
 
 from components.core.kernels import WeightedMean
 from components.core.params import Params
-from components.core.strategies.base import ClientUpdate
+from components.core.strategies.base import ClientUpdate, PrivacyAccount
 
 
 class _FedOpt(ABC):
@@ -74,6 +74,9 @@ class _FedOpt(ABC):
     def load_state(self, state: Params) -> None:
         self._m = {name[2:]: np.asarray(a, dtype=np.float64) for name, a in state.items() if name.startswith("m.")}
         self._v = {name[2:]: np.asarray(a, dtype=np.float64) for name, a in state.items() if name.startswith("v.")}
+
+    def privacy(self) -> PrivacyAccount | None:
+        return None
 
 
 class FedAdagrad(_FedOpt):

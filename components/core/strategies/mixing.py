@@ -8,6 +8,11 @@ common mean and the inner rule has much less room to be pushed. ``f`` is the num
 wrapper must tolerate, as for Multi-Krum; it needs more than ``2f`` updates in a round.
 
 Each mixed update keeps its party's name and example count, so the inner rule still weighs by rows.
+
+Mixing may wrap ``dp`` in local mode (the updates are already private; mixing them is
+post-processing) but not in central mode: there each mixed update averages up to ``n - f`` raw
+updates, so one party can move every update that central DP then clips and noises, and the
+accountant's one-update-per-party sensitivity would understate epsilon by up to a factor ``n``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ class NearestNeighbourMixing(Wrapping):
     def __init__(self, inner: Strategy, f: int = 1) -> None:
         if f < 0:
             raise ValueError(f"f must be non-negative, got {f}")
+        account = inner.privacy()
+        if account is not None and not account.party_updates_private:
+            raise ValueError(
+                "mixing cannot wrap central-mode dp: each mixed update depends on many parties, so one party "
+                "could move every update dp clips and the accounted epsilon would be too small; "
+                "use dp in local mode, or leave mixing out of a central-dp chain"
+            )
         self.inner = inner
         self.f = int(f)
 
