@@ -1,15 +1,36 @@
 """ZeroMQ transport (the only module importing zmq): CURVE-secured ROUTER and DEALER endpoints.
 
-The coordinator's ROUTER lives on one I/O thread; other threads hand it outgoing messages
-through an in-process queue socket, so the network socket is only ever touched by one thread.
-Frames are sent and received without copies (``copy=False``).
+The coordinator's ROUTER lives on one I/O thread, the only thread that ever touches the network
+socket, and that thread never waits on anything (``NOBLOCK`` everywhere):
+
+* a send made *on* the I/O thread (a reply from ``on_message``) goes straight to the ROUTER with
+  ``NOBLOCK``; when the peer's pipe is full (the peer stops reading) the reply is dropped and
+  counted in ``RouterEndpoint.dropped``. Queueing it instead would let a peer that floods without
+  reading grow the coordinator's memory, or (as a blocking queue did) stall the thread that is
+  the only one able to drain the queue;
+* a send made by *another* thread (the flow's requests, big tensors included) is appended to a
+  bounded in-memory outbox that the I/O thread moves into one FIFO per peer and hands to the
+  ROUTER as the peer's pipe has room. The sender waits only for room in the outbox (bounded by
+  ``send_wait_s``, then ``EdgeUnavailable``); a message the peer's pipe cannot take within
+  ``deliver_within_s`` is dropped, counted and logged, so the party shows up as missing.
+
+The I/O thread handles at most ``RECEIVE_BATCH`` incoming messages before it serves the outbox
+again, so a flood of incoming messages cannot hold back the requests of a round. zmq errors are
+mapped to ``EdgeFailure`` (bad address, address in use, bad keys) or ``EdgeUnavailable`` (what a
+retry may cure), with ``edge="transport"``. Frames are sent and received without copies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
 import threading
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +38,27 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from components.core.errors import EdgeFailure, EdgeUnavailable
 from components.core.ports import KeyPair, Peer
 
 log = logging.getLogger(__name__)
 
+EDGE = "transport"
 RECONNECT_MS = 200
 RECONNECT_MAX_MS = 5_000
+SEND_WAIT_S = 5.0  # how long another thread's send may wait for room in the outbox
+DELIVER_WITHIN_S = 10.0  # a queued message the peer's pipe cannot take by then is dropped
+MAX_PENDING = 10_000  # messages from other threads not yet handed to the ROUTER (outbox + per-peer queues)
+RECEIVE_BATCH = 256  # incoming messages handled before the outbox is served again
+CLOSE_FLUSH_S = 1.0  # close() spends at most this long handing queued messages (e.g. SHUTDOWN) to the ROUTER
+CLOSE_LINGER_MS = 500  # then libzmq gets this long to write them out
+_TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.EHOSTUNREACH, errno.ENOBUFS, errno.ENOMEM, zmq.ETERM}
+
+
+def edge_error(what: str, error: zmq.ZMQError) -> EdgeFailure | EdgeUnavailable:
+    """A zmq error as Consortia's error: ``EdgeUnavailable`` if a retry may cure it, else ``EdgeFailure``."""
+    message = f"{what}: {error.strerror} (errno {error.errno})"
+    return EdgeUnavailable(EDGE, message) if error.errno in _TRANSIENT else EdgeFailure(EDGE, message)
 
 
 def new_keypair() -> KeyPair:
@@ -60,11 +96,24 @@ class _KeyCheck:
         return self._is_allowed(key.decode("ascii"))
 
 
+@dataclass
+class _Outgoing:
+    frames: list[Any]  # routing id first
+    deadline: float  # monotonic time after which the message is dropped if the peer's pipe is still full
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1
+
+
 class RouterEndpoint:
     """The coordinator's bound ROUTER socket with CURVE authentication, served by one I/O thread.
 
     ``on_message(peer, frames)`` runs on the I/O thread for every message from an admitted peer;
-    exceptions it raises are logged and never stop the thread.
+    exceptions it raises are logged and never stop the thread. ``dropped`` counts, per routing id,
+    the messages that were never handed to the peer (pipe full, peer gone, endpoint closing).
     """
 
     def __init__(
@@ -74,60 +123,218 @@ class RouterEndpoint:
         is_allowed: Callable[[str], bool],
         on_message: Callable[[Peer, list[Any]], None],
         max_message_bytes: int = 256 << 20,
+        send_wait_s: float = SEND_WAIT_S,
+        deliver_within_s: float = DELIVER_WITHIN_S,
+        max_pending: int = MAX_PENDING,
     ) -> None:
-        self._context = zmq.Context()
-        self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("consortia.zap"))
-        self._auth.start()
-        self._auth.configure_curve_callback(domain="*", credentials_provider=_KeyCheck(is_allowed))
-        self._router = self._context.socket(zmq.ROUTER)
-        self._router.curve_server = True
-        self._router.curve_secretkey = keys.secret.encode("ascii")
-        self._router.curve_publickey = keys.public.encode("ascii")
-        self._router.maxmsgsize = 2 * max_message_bytes  # beyond this libzmq drops the peer; below, decode counts it
-        self._router.router_mandatory = True
-        self._router.linger = 0
-        self._router.bind(bind)
-        self.endpoint: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
-        outbox = f"inproc://outbox-{id(self)}"
-        self._outbox_in = self._context.socket(zmq.PULL)
-        self._outbox_in.bind(outbox)
-        self._outbox = self._context.socket(zmq.PUSH)
-        self._outbox.connect(outbox)
-        self._outbox_lock = threading.Lock()
+        self.dropped: Counter[bytes] = Counter()
         self._on_message = on_message
-        self._stop = threading.Event()
+        self._send_wait_s = send_wait_s
+        self._deliver_within_s = deliver_within_s
+        self._max_pending = max_pending
+        self._queue: deque[_Outgoing] = deque()  # from other threads, guarded by _room
+        self._pending = 0  # queued + waiting in _backlog, guarded by _room
+        self._room = threading.Condition()
+        self._closing = False
+        self._release_on_exit = False
+        self._backlog: dict[bytes, deque[_Outgoing]] = {}  # I/O thread only: per peer, in order
+        self._handler_failures = 0
+        self._context = zmq.Context()
+        self._auth: ThreadAuthenticator | None = None
+        self._router: zmq.Socket | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        try:
+            self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("consortia.zap"))
+            self._auth.start()
+            self._auth.configure_curve_callback(domain="*", credentials_provider=_KeyCheck(is_allowed))
+            self._router = self._context.socket(zmq.ROUTER)
+            self._router.curve_server = True
+            self._router.curve_secretkey = keys.secret.encode("ascii")
+            self._router.curve_publickey = keys.public.encode("ascii")
+            self._router.maxmsgsize = 2 * max_message_bytes  # beyond this libzmq drops the peer; below, decode counts
+            self._router.router_mandatory = True  # an unroutable send raises (counted) instead of vanishing
+            self._router.linger = 0
+            self._router.bind(bind)
+            self.endpoint: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        except zmq.ZMQError as error:
+            self._release()
+            raise edge_error(f"cannot bind {bind}", error) from error
         self._thread = threading.Thread(target=self._serve, name="consortia-router", daemon=True)
         self._thread.start()
 
-    def send(self, routing_id: bytes, frames: Sequence[Any]) -> None:
-        """Queue a message for a peer (thread-safe, no copy of the frames)."""
-        with self._outbox_lock:
-            self._outbox.send_multipart([routing_id, *frames], copy=False)
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    # ---- any thread ----
+    def send(self, routing_id: bytes, frames: Sequence[Any]) -> bool:
+        """Send (on the I/O thread) or queue (other threads) a message for a peer, without copying frames.
+
+        On the I/O thread this never waits: False means the peer could not take the message now and
+        it was dropped (counted). Other threads wait at most ``send_wait_s`` for room in the outbox,
+        then get ``EdgeUnavailable``; True means queued, to be delivered in order."""
+        if threading.get_ident() == self._thread.ident:
+            return self._send_now(routing_id, frames)
+        with self._room:
+            if not self._closing and self._pending >= self._max_pending:
+                self._room.wait_for(lambda: self._closing or self._pending < self._max_pending, self._send_wait_s)
+            if self._closing:
+                raise EdgeUnavailable(EDGE, "the coordinator's endpoint is closed")
+            if self._pending >= self._max_pending:
+                raise EdgeUnavailable(
+                    EDGE, f"{self._pending} messages still wait for the I/O thread after {self._send_wait_s:.1f}s"
+                )
+            self._pending += 1
+            self._queue.append(_Outgoing([routing_id, *frames], time.monotonic() + self._deliver_within_s))
+            self._wake()
+        return True
+
+    def close(self) -> None:
+        """Stop serving: hand what is queued to the ROUTER (at most ~1 s), then release everything.
+
+        Returns within a few seconds whatever the peers do."""
+        with self._room:
+            if self._closing:
+                return
+            self._closing = True
+            self._room.notify_all()
+            self._wake()
+        if threading.get_ident() == self._thread.ident:
+            self._release_on_exit = True  # called from on_message: the thread releases all when it stops
+            return
+        self._thread.join(timeout=CLOSE_FLUSH_S + 3)
+        if self._thread.is_alive():  # a handler is stuck: leave the (daemon) thread its socket and context
+            log.error("the router's I/O thread did not stop within %.0fs; leaving it behind", CLOSE_FLUSH_S + 3)
+            return
+        self._release()
+
+    def _wake(self) -> None:
+        """Make the I/O thread's poll return (called holding ``_room``, so never after ``_release``)."""
+        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups already
+            os.write(self._wake_w, b"\0")
+
+    def _release(self) -> None:
+        if self._router is not None and not self._router.closed:
+            self._router.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        self._context.term()
+        with self._room:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    # ---- I/O thread ----
+    def _send_now(self, routing_id: bytes, frames: Sequence[Any]) -> bool:
+        if self._closing or self._router is None or self._router.closed:
+            self._drop(routing_id, "the endpoint is closing", quiet=True)
+            return False
+        if self._backlog.get(routing_id):  # never overtake what waits for this peer: it is not reading anyway
+            self._drop(routing_id, "its pipe is full", quiet=True)
+            return False
+        try:
+            self._router.send_multipart([routing_id, *frames], flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            self._drop(routing_id, "its pipe is full", quiet=True)
+        except zmq.ZMQError as error:
+            self._drop(routing_id, error.strerror, quiet=True)
+        return False
+
+    def _drop(self, routing_id: bytes, why: str, quiet: bool) -> None:
+        self.dropped[routing_id] += 1
+        count = self.dropped[routing_id]
+        if not quiet or _is_power_of_ten(count):  # replies from a flood: 1st, 10th, 100th ... not each
+            log.warning("dropped a message to peer %s (%s); %d dropped so far", routing_id.hex(), why, count)
 
     def _serve(self) -> None:
+        assert self._router is not None
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._outbox_in, zmq.POLLIN)
-        while not self._stop.is_set():
-            ready = dict(poller.poll(100))
-            if self._outbox_in in ready:
-                self._forward_outgoing()
-            if self._router in ready:
-                self._receive_incoming()
-
-    def _forward_outgoing(self) -> None:
-        while True:
+        poller.register(self._wake_r, zmq.POLLIN)
+        while not self._closing:
             try:
-                message = self._outbox_in.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            try:  # never block: a peer that stops reading must not stall the coordinator
-                self._router.send_multipart(message, flags=zmq.NOBLOCK, copy=False)
+                self._serve_outgoing()
+                ready = dict(poller.poll(10 if self._backlog else 100))
+                if self._wake_r in ready:
+                    self._drain_wakeups()
+                if self._router in ready:
+                    self._receive_incoming(RECEIVE_BATCH)
             except zmq.ZMQError as error:
-                log.warning("dropped a message to an unreachable or saturated peer: %s", error)
+                if error.errno == zmq.ETERM:
+                    return
+                log.exception("the router's I/O loop hit a zmq error; serving on")
+                time.sleep(0.01)
+            except Exception:  # the I/O thread must survive anything
+                log.exception("the router's I/O loop failed; serving on")
+                time.sleep(0.01)
+        self._finish()
+        if self._release_on_exit:
+            self._release()
 
-    def _receive_incoming(self) -> None:
-        while True:
+    def _finish(self) -> None:
+        """Hand what other threads queued (e.g. the SHUTDOWN broadcast) to the ROUTER, briefly; drop the rest."""
+        assert self._router is not None
+        deadline = time.monotonic() + CLOSE_FLUSH_S
+        try:
+            self._serve_outgoing()
+            while self._backlog and time.monotonic() < deadline:
+                time.sleep(0.01)
+                self._serve_outgoing()
+        except zmq.ZMQError:
+            log.exception("could not flush the outbox at close")
+        with self._room:
+            rest = list(self._queue)
+            self._queue.clear()
+        rest += [item for items in self._backlog.values() for item in items]
+        self._backlog.clear()
+        for item in rest:
+            self._drop(item.frames[0], "the endpoint closed before the peer took it", quiet=True)
+        if rest:
+            log.warning("closed with %d messages undelivered", len(rest))
+        self._router.close(linger=CLOSE_LINGER_MS)
+
+    def _drain_wakeups(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _serve_outgoing(self) -> None:
+        assert self._router is not None
+        with self._room:
+            taken = list(self._queue)
+            self._queue.clear()
+        for item in taken:
+            self._backlog.setdefault(item.frames[0], deque()).append(item)
+        if not self._backlog:
+            return
+        now = time.monotonic()
+        done = 0
+        for routing_id in list(self._backlog):
+            items = self._backlog[routing_id]
+            while items:
+                item = items[0]
+                try:
+                    self._router.send_multipart(item.frames, flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    if now < item.deadline:
+                        break  # the peer's pipe is full: try again on the next turn
+                    self._drop(routing_id, f"its pipe stayed full for {self._deliver_within_s:.0f}s", quiet=False)
+                except zmq.ZMQError as error:  # EHOSTUNREACH: the peer is gone
+                    self._drop(routing_id, error.strerror, quiet=False)
+                items.popleft()
+                done += 1
+            if not items:
+                del self._backlog[routing_id]
+        if done:
+            with self._room:
+                self._pending -= done
+                self._room.notify_all()
+
+    def _receive_incoming(self, limit: int) -> None:
+        assert self._router is not None
+        for _ in range(limit):
             try:
                 frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -138,38 +345,48 @@ class RouterEndpoint:
             try:
                 self._on_message(peer, frames[1:])
             except Exception:  # the coordinator never dies from what a party sends
-                log.exception("handler failed on a message from %s", peer.public_key)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for sock in (self._outbox, self._outbox_in, self._router):
-            sock.close(linger=0)
-        self._auth.stop()
-        self._context.term()
+                self._handler_failures += 1
+                if _is_power_of_ten(self._handler_failures):
+                    log.exception(
+                        "handler failed on a message from %s (%d failures so far)",
+                        peer.public_key,
+                        self._handler_failures,
+                    )
 
 
 class DealerEndpoint:
-    """A party's DEALER socket, connected to the coordinator with CURVE; reconnects with back-off."""
+    """A party's DEALER socket, connected to the coordinator with CURVE; reconnects with back-off.
 
-    def __init__(self, address: str, server_public_key: str, keys: KeyPair) -> None:
+    ``linger_ms``: how long ``close`` may wait for unsent messages to go out."""
+
+    def __init__(self, address: str, server_public_key: str, keys: KeyPair, linger_ms: int = 1000) -> None:
         self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.DEALER)
-        self._socket.curve_serverkey = server_public_key.encode("ascii")
-        self._socket.curve_publickey = keys.public.encode("ascii")
-        self._socket.curve_secretkey = keys.secret.encode("ascii")
-        self._socket.reconnect_ivl = RECONNECT_MS
-        self._socket.reconnect_ivl_max = RECONNECT_MAX_MS
-        self._socket.linger = 1000
-        self._socket.connect(address)
+        try:
+            self._socket = self._context.socket(zmq.DEALER)
+            self._socket.curve_serverkey = server_public_key.encode("ascii")
+            self._socket.curve_publickey = keys.public.encode("ascii")
+            self._socket.curve_secretkey = keys.secret.encode("ascii")
+            self._socket.reconnect_ivl = RECONNECT_MS
+            self._socket.reconnect_ivl_max = RECONNECT_MAX_MS
+            self._socket.linger = linger_ms
+            self._socket.connect(address)
+        except zmq.ZMQError as error:
+            self._context.destroy(linger=0)
+            raise edge_error(f"cannot connect to {address}", error) from error
 
     def send(self, frames: Sequence[Any]) -> None:
-        self._socket.send_multipart(list(frames), copy=False)
+        try:
+            self._socket.send_multipart(list(frames), copy=False)
+        except zmq.ZMQError as error:
+            raise edge_error("cannot send to the coordinator", error) from error
 
     def receive(self, timeout_s: float) -> list[Any] | None:
         """The next message's frames, or None after ``timeout_s`` without one."""
-        if self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
-            return self._socket.recv_multipart(copy=False)
+        try:
+            if self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
+                return self._socket.recv_multipart(copy=False)
+        except zmq.ZMQError as error:
+            raise edge_error("cannot receive from the coordinator", error) from error
         return None
 
     def close(self) -> None:

@@ -2,6 +2,15 @@
 
 Everything a party sends is decoded and checked here; a bad message is counted, logged and
 answered with a typed error, and never reaches aggregation.
+
+A party that floods is throttled, never obeyed: every message it sends is still read, checked and
+counted (``rejected``, and per error code in ``rejected_codes``), but the replies the I/O thread
+sends a party (typed errors, welcomes) come from a token bucket per party (``reply_burst``, refilled
+at ``reply_rate_per_s``); beyond it a refusal is counted in ``throttled`` and not answered. Replies
+the transport could not hand to a peer that stopped reading are counted in ``dropped_replies``.
+Log lines per party are rate-limited the same way: what is not logged one by one is logged as a
+counted summary, and ``close`` logs each party's totals by error code. An honest party (a hello,
+a heartbeat every few seconds, one reply per request) never comes near either budget.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from components.adapters.transport import RouterEndpoint
-from components.core.errors import ProtocolError
+from components.core.errors import EdgeUnavailable, ProtocolError
 from components.core.liveness import Liveness
 from components.core.params import Params
 from components.core.ports import KeyPair, Peer, RouterFactory
@@ -70,6 +79,26 @@ class PartyInfo:
 
 
 @dataclass
+class _Bucket:
+    """A token bucket: ``take`` succeeds ``capacity`` times at once, then ``rate`` times per second."""
+
+    capacity: float
+    rate: float
+    tokens: float = -1.0
+    stamp: float = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.stamp = self.capacity, now
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
 class Coordinator:
     """Owns the ROUTER endpoint; thread-safe ``exchange`` for the flow's tasks."""
 
@@ -83,6 +112,14 @@ class Coordinator:
     rejected: Counter[str] = field(default_factory=Counter)
     late: Counter[str] = field(default_factory=Counter)
     router: RouterFactory = RouterEndpoint  # the in-memory twin in unit tests
+    reply_burst: int = 20  # replies (errors, welcomes) a party gets at once from the I/O thread ...
+    reply_rate_per_s: float = 5.0  # ... and per second after that; beyond, refusals are counted, not answered
+    log_burst: int = 20  # rejection lines logged one by one per party at once ...
+    log_rate_per_s: float = 0.5  # ... and per second after that; the rest go into counted summaries
+    log_summary_every_s: float = 10.0
+    rejected_codes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (party, error code) -> messages
+    throttled: Counter[str] = field(default_factory=Counter)  # replies not sent: the party's reply budget was spent
+    dropped_replies: Counter[str] = field(default_factory=Counter)  # replies the transport could not hand over
 
     def __post_init__(self) -> None:
         self.liveness = Liveness(self.liveness_timeout_s)
@@ -90,6 +127,11 @@ class Coordinator:
         self._pending: dict[str, _Pending] = {}
         self._changed = threading.Condition()
         self.admitted: set[str] = set(self.party_keys)
+        self._reply_budgets: dict[str, _Bucket] = {}
+        self._log_budgets: dict[str, _Bucket] = {}
+        self._unlogged: dict[str, Counter[str]] = {}  # party -> what was not logged line by line, by label
+        self._summarised_at: dict[str, float] = {}
+        self._closed = False
         self._endpoint = self.router(
             self.bind,
             self.keys,
@@ -126,14 +168,14 @@ class Coordinator:
             info.hello = parse_body(Hello, envelope.body)
             info.routing_id = peer.routing_id  # replies go to the connection that said hello last
             self.liveness.observe(party, now)
-            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
+            self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
             self._emit(party, "hello", info.hello.model_dump())
         elif envelope.kind == Kind.HEARTBEAT:
             info.last_heartbeat = parse_body(Heartbeat, envelope.body)
             self.liveness.observe(party, now, busy=info.last_heartbeat.busy)
             if info.hello is None:  # e.g. this coordinator restarted: ask the party to introduce itself
                 body = ErrorReply(code=HELLO_REQUIRED, message="send hello first").model_dump()
-                self._send(peer.routing_id, envelope.reply(Kind.ERROR, COORDINATOR, body))
+                self._reply(party, peer.routing_id, envelope.reply(Kind.ERROR, COORDINATOR, body))
             self._emit(party, "heartbeat", {"resources": info.last_heartbeat.resources.model_dump()})
         elif envelope.kind == Kind.BYE:
             self.liveness.leave(party)
@@ -141,9 +183,9 @@ class Coordinator:
         elif envelope.kind == Kind.REGISTER:
             profile = parse_body(Hello, envelope.body)
             self._emit(party, "register", profile.model_dump())
-            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"registered": party}))
+            self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"registered": party}))
         elif envelope.kind == Kind.LEAVE:
-            self._send(peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
+            self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
             self.liveness.leave(party)
             self.admitted.discard(peer.public_key)  # from now on this key gets nothing back
             self._emit(party, "leave", {})
@@ -158,7 +200,8 @@ class Coordinator:
             pending = self._pending.get(envelope.reply_to or "")
         if pending is None or pending.reply is not None or pending.error is not None:
             self.late[party] += 1
-            log.info("discarded a late or unexpected %s from %s", envelope.kind.value, party)
+            if self._may_log(party, "late"):
+                log.info("discarded a late or unexpected %s from %s", envelope.kind.value, party)
             return
         if pending.party != party:
             raise ProtocolError("reply to a request sent to another party", code="reply_to")
@@ -184,10 +227,63 @@ class Coordinator:
 
     def _reject(self, party: str, routing_id: bytes, error: ProtocolError, reply_to: str | None) -> None:
         self.rejected[party] += 1
-        log.warning("rejected a message from %s: %s", party, error)
+        self.rejected_codes[(party, error.code)] += 1
+        if self._may_log(party, f"code {error.code}"):
+            log.warning("rejected a message from %s (code %s): %s", party, error.code, error)
         self._emit(party, "rejected", {"code": error.code, "message": str(error)})
+        if not self._budget(self._reply_budgets, party, self.reply_burst, self.reply_rate_per_s):
+            self.throttled[party] += 1  # counted above, not answered: nobody is owed one reply per message sent
+            return
         body = ErrorReply(code=error.code, message=str(error)[:2000]).model_dump()
-        self._send(routing_id, Envelope(kind=Kind.ERROR, sender=COORDINATOR, reply_to=reply_to, body=body))
+        self._send_reply(party, routing_id, Envelope(kind=Kind.ERROR, sender=COORDINATOR, reply_to=reply_to, body=body))
+
+    def _reply(self, party: str, routing_id: bytes, envelope: Envelope) -> None:
+        """Answer a party from the I/O thread, within its reply budget; never waits."""
+        if self._budget(self._reply_budgets, party, self.reply_burst, self.reply_rate_per_s):
+            self._send_reply(party, routing_id, envelope)
+        else:
+            self.throttled[party] += 1
+
+    def _send_reply(self, party: str, routing_id: bytes, envelope: Envelope) -> None:
+        if self._endpoint.send(routing_id, encode(envelope)) is False:  # a twin may return None: sent
+            self.dropped_replies[party] += 1
+
+    def _budget(self, budgets: dict[str, _Bucket], party: str, burst: int, rate: float) -> bool:
+        bucket = budgets.get(party)
+        if bucket is None:
+            bucket = budgets[party] = _Bucket(burst, rate)
+        return bucket.take(time.monotonic())
+
+    def _may_log(self, party: str, label: str) -> bool:
+        """True if this line about ``party`` may be logged; otherwise it is counted under ``label``
+        and a summary of what was not logged goes out every ``log_summary_every_s``."""
+        if self._budget(self._log_budgets, party, self.log_burst, self.log_rate_per_s):
+            return True
+        self._unlogged.setdefault(party, Counter())[label] += 1
+        now = time.monotonic()
+        if now - self._summarised_at.setdefault(party, now) >= self.log_summary_every_s:
+            self._log_unlogged(party)
+        return False
+
+    def _log_unlogged(self, party: str) -> None:
+        unlogged = self._unlogged.pop(party, None)
+        self._summarised_at[party] = time.monotonic()
+        if unlogged:
+            log.warning(
+                "%d more messages from %s not logged one by one (flooding): %s",
+                sum(unlogged.values()),
+                party,
+                _counts(unlogged),
+            )
+
+    def accounting(self, party: str) -> str:
+        """One line on what ``party`` sent that was refused, and what it was (not) answered."""
+        codes = Counter({code: n for (who, code), n in self.rejected_codes.items() if who == party})
+        return (
+            f"rejections from {party}: {sum(codes.values())} in total, {self.throttled[party]} replies throttled, "
+            f"{self.dropped_replies[party]} replies dropped by the transport, {self.late[party]} late; "
+            f"by code: {_counts(codes) or 'none'}"
+        )
 
     def _emit(self, party: str, event: str, detail: dict[str, Any]) -> None:
         if self.on_event is not None:
@@ -198,6 +294,7 @@ class Coordinator:
 
     # ---- outgoing (any thread) ----
     def _send(self, routing_id: bytes, envelope: Envelope, tensors: Mapping[str, np.ndarray] | None = None) -> int:
+        """Queue a request; EdgeUnavailable if the transport cannot take it (it waits only briefly)."""
         frames = encode(envelope, tensors)
         self._endpoint.send(routing_id, frames)
         return frames_size(frames)
@@ -247,8 +344,15 @@ class Coordinator:
             envelope = Envelope(kind=kind, run_id=run_id, round=round_number, sender=COORDINATOR, body=own)
             with self._changed:
                 self._pending[envelope.message_id] = _Pending(party, expected, run_id, round_number, check)
+            try:
+                bytes_down += self._send(info.routing_id, envelope, tensors)
+            except EdgeUnavailable as error:  # the party is reported, the others still get their request
+                with self._changed:
+                    self._pending.pop(envelope.message_id, None)
+                errors[party] = str(error)
+                log.warning("could not send %s to %s: %s", kind.value, party, error)
+                continue
             sent[party] = envelope.message_id
-            bytes_down += self._send(info.routing_id, envelope, tensors)
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
@@ -268,13 +372,29 @@ class Coordinator:
         return pending.reply is not None or pending.error is not None
 
     def broadcast(self, kind: Kind, run_id: str, body: dict[str, Any] | None = None) -> None:
+        """Queue one message for every party that said hello; never raises, waits at most one brief send."""
         for party, info in self.parties.items():
             if info.routing_id is not None:
-                self._send(
-                    info.routing_id,
-                    Envelope(kind=kind, run_id=run_id, sender=COORDINATOR, body=body or {}),
-                )
+                try:
+                    self._send(
+                        info.routing_id,
+                        Envelope(kind=kind, run_id=run_id, sender=COORDINATOR, body=body or {}),
+                    )
+                except EdgeUnavailable as error:  # the outbox is full or closed: the others would wait too
+                    log.warning("could not broadcast %s (from %s on): %s", kind.value, party, error)
+                    return
                 log.debug("sent %s to %s", kind.value, party)
 
     def close(self) -> None:
+        """Release the endpoint (bounded, whatever the peers do), then log each flooding party's totals."""
+        if self._closed:
+            return
+        self._closed = True
         self._endpoint.close()
+        for party in sorted({p for p, _ in self.rejected_codes} | set(self.throttled) | set(self.dropped_replies)):
+            self._log_unlogged(party)
+            log.warning(self.accounting(party))
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return ", ".join(f"{label}={n}" for label, n in sorted(counter.items()))
