@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -109,7 +110,7 @@ def print_summary(summary: RunSummary) -> None:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")  # messages list choices in [brackets]
     raise typer.Exit(code=1)
 
 
@@ -124,7 +125,7 @@ def demo(
     summary: Annotated[Path | None, typer.Option(help="Where to write the run summary JSON.")] = None,
 ) -> None:
     """Split breast-cancer data among local party agents and train a model across them."""
-    from components.run.session import new_run_id
+    from components.run.federation import new_run_id
     from flows.demo import centralized_baseline, prepare_demo
     from flows.processes import PartyProcesses
 
@@ -162,14 +163,14 @@ def run(
     summary: Annotated[Path | None, typer.Option(help="Also write the run summary JSON here.")] = None,
 ) -> None:
     """Run a federation against party agents that were started with ``party-agent run``."""
-    from components.run.session import new_run_id
-
     space = Workspace.at(workspace)
     _setup_logging(space)
     try:
         federation = load_federation_config(config)
     except ConsortiaError as error:
         _fail(str(error))
+    from components.run.federation import new_run_id  # imports torch (seconds): only for a valid config
+
     chosen = run_id or new_run_id(federation.name)
     console.print(f"run {chosen}: waiting for {len(federation.parties)} parties on {federation.coordinator.bind}")
     try:
@@ -198,7 +199,8 @@ def schedule(
     _setup_logging(space)
     try:
         when, server = describe_schedule(cron, interval), prefect_server_url()
-        deployment = name or load_federation_config(config).name
+        federation = load_federation_config(config)  # validated even when --name is given
+        deployment = name or federation.name
     except ConsortiaError as error:
         _fail(str(error))
     space.activate()
@@ -222,7 +224,10 @@ def resume(
     checkpoints = RunCheckpoints(space.checkpoints, run_id)
     if not checkpoints.config.exists():
         _fail(f"no checkpoints for run {run_id!r} in {space.checkpoints}")
-    federation = load_federation_config(checkpoints.config)
+    try:
+        federation = load_federation_config(checkpoints.config)
+    except ConsortiaError as error:
+        _fail(f"run {run_id} cannot resume: its frozen config is invalid: {error}")
     console.print(f"resuming {run_id} after round {max(checkpoints.last_round(), 0)} of {federation.rounds}")
     try:
         path = _run_with_progress(checkpoints.config, space, run_id, federation.rounds)

@@ -1,18 +1,50 @@
-"""Federation config: what an MLOps engineer writes (YAML), typed and validated."""
+"""Federation config: what an MLOps engineer writes (YAML), typed and validated.
+
+Everything a run reads later is checked here, when the file is loaded and before any party is contacted:
+the strategy and its options (wrappers' inner strategies recursively, each strategy built once), the valuation
+method and its options, the promotion metric. Each mistake is one line naming its field path and the valid
+choices, and every mistake in the file is reported in the one ``ConfigError``.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from components.core.errors import ConfigError
+from components.core.strategies.registry import check_strategy
+from components.core.valuation import valuation_problems
+from components.core.valuation.exact import ExactOptions
+
+RUN_METRICS = ("accuracy", "roc_auc", "loss")  # what the run measures each round (RoundMetrics, evaluate_global)
+
+Location = tuple[str | int, ...]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _mistake(message: str) -> PydanticCustomError:
+    return PydanticCustomError("config", "{message}", {"message": message})
+
+
+def _mistakes(title: str, problems: list[tuple[Location, str]]) -> ValidationError:
+    """One validation error per problem, each at its own location (pydantic nests them under the field)."""
+    return ValidationError.from_exception_data(
+        title, [InitErrorDetails(type=_mistake(message), loc=loc, input=None) for loc, message in problems]
+    )
+
+
+def _run_metric(value: Any) -> Any:
+    if value not in RUN_METRICS:
+        raise _mistake(f"{value!r} is not a metric the run produces; choose one of [{', '.join(RUN_METRICS)}]")
+    return value
 
 
 class TrainingSpec(BaseModel):
@@ -38,8 +70,18 @@ class ModelConfig(_Strict):
 
 
 class StrategyConfig(_Strict):
+    """A strategy by name with its options; wrappers name theirs in ``options.inner`` / ``options.inner_options``."""
+
     name: str = "fedavg"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StrategyConfig:
+        checked = check_strategy(self.name, self.options)
+        if checked.problems:
+            raise _mistakes("StrategyConfig", [(p.loc, p.message) for p in checked.problems])
+        self.name, self.options = checked.name, checked.options
+        return self
 
 
 class CoordinatorConfig(_Strict):
@@ -58,6 +100,24 @@ class ValuationConfig(_Strict):
         default="loss", description="coalition utility: held-out log-loss reduction (smooth) or accuracy/ROC AUC"
     )
     options: dict[str, Any] = Field(default_factory=dict)
+
+    _metric = field_validator("metric", mode="before")(_run_metric)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        for _, message in valuation_problems(method):
+            raise _mistake(message)
+        return method
+
+    @field_validator("options")
+    @classmethod
+    def _method_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "method" in info.data:  # else the method is already reported
+            problems = valuation_problems(info.data["method"], options)
+            if problems:  # located at ("options", ...), and pydantic puts them under this field
+                raise _mistakes("ValuationConfig", [(loc[1:], message) for loc, message in problems])
+        return options
 
 
 SECURE_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad")
@@ -79,10 +139,12 @@ class RewardConfig(_Strict):
 
 class PromotionConfig(_Strict):
     model_name: str
-    metric: str = "accuracy"
+    metric: Literal["accuracy", "roc_auc", "loss"] = "accuracy"
     higher_is_better: bool = True
     min_improvement: float = 0.0
     alias: str = "champion"
+
+    _metric = field_validator("metric", mode="before")(_run_metric)
 
 
 class FederationConfig(_Strict):
@@ -114,20 +176,44 @@ class FederationConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> FederationConfig:
+        problems: list[tuple[Location, str]] = []
         names = [p.name for p in self.parties]
         if len(set(names)) != len(names):
-            raise ValueError("party names must be unique")
+            problems.append((("parties",), "party names must be unique"))
         keys = [p.public_key for p in self.parties]
         if len(set(keys)) != len(keys):
-            raise ValueError("party public keys must be unique")
+            problems.append((("parties",), "party public keys must be unique"))
         if self.secure_aggregation.enabled and self.strategy.name not in SECURE_STRATEGIES:
-            raise ValueError(
-                f"strategy {self.strategy.name!r} needs every party's update; with secure aggregation the "
-                f"coordinator sees only their sum: use one of {SECURE_STRATEGIES}"
+            problems.append(
+                (
+                    ("strategy", "name"),
+                    f"strategy {self.strategy.name!r} needs every party's update; with secure aggregation the "
+                    f"coordinator sees only their sum: use one of [{', '.join(SECURE_STRATEGIES)}]",
+                )
             )
         if self.min_parties > len(self.parties):
-            raise ValueError(f"min_parties={self.min_parties} exceeds the {len(self.parties)} parties listed")
+            problems.append(
+                (("min_parties",), f"min_parties={self.min_parties} exceeds the {len(self.parties)} parties listed")
+            )
+        if self.valuation.method == "exact" and not self.secure_aggregation.enabled:
+            limit = ExactOptions.model_validate(self.valuation.options).max_parties
+            largest = self.largest_round()
+            if largest > limit:
+                problems.append(
+                    (
+                        ("valuation", "options", "max_parties"),
+                        f"exact Shapley refuses rounds of more than max_parties={limit} parties, and a round here "
+                        f"can have {largest}: it would fail after training; raise max_parties or choose 'gtg'",
+                    )
+                )
+        if problems:
+            raise _mistakes("FederationConfig", problems)
         return self
+
+    def largest_round(self) -> int:
+        """The most parties one round can train (and valuation then values): everyone listed at ``fraction`` 1."""
+        n = len(self.parties)
+        return n if self.fraction >= 1 else min(n, max(self.min_parties, math.ceil(self.fraction * n)))
 
     def party_by_key(self) -> dict[str, str]:
         return {p.public_key: p.name for p in self.parties}
@@ -146,8 +232,15 @@ def load_yaml_model(path: Path, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(raw, context={"base": Path(path).resolve().parent})
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(describe_errors(path, error)) from None
+
+
+def describe_errors(path: Path | str, error: ValidationError) -> str:
+    """``error`` as one line per mistake, ``field.path: message``, under the file's name."""
+    lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()]
+    if len(lines) == 1:
+        return f"{path}: {lines[0]}"
+    return f"{path}: {len(lines)} mistakes\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def resolve(path: Path | None, base: Path) -> Path | None:

@@ -68,15 +68,39 @@ def methods_under_secure_aggregation() -> list[str]:
     return []
 
 
+def valuation_problems(method: Any, options: Any = None) -> list[tuple[tuple[str | int, ...], str]]:
+    """What is wrong with a config's valuation ``method`` and ``options``, one ``(location, message)`` a mistake.
+
+    Locations are relative to the valuation section: ``("method",)``, ``("options", "max_parties")``.
+    """
+    if not isinstance(method, str) or method not in _METHODS:
+        return [(("method",), f"{method!r} is not a valuation method; choose one of [{', '.join(_METHODS)}]")]
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        return [(("options",), f"must be a mapping of options of {method!r}, got {options!r}")]
+    model = _METHODS[method][0]
+    valid = ", ".join(model.model_fields)
+    unknown = f"unknown option of {method!r}; " + (
+        f"valid options: {valid}" if valid else f"{method!r} takes no options"
+    )
+    try:
+        model.model_validate(dict(options))
+    except ValidationError as error:
+        return [
+            (("options", *e["loc"]), unknown if e["type"] == "extra_forbidden" else e["msg"]) for e in error.errors()
+        ]
+    return []
+
+
 def valuation_options(method: str, options: Mapping[str, Any] | None = None) -> BaseModel:
     """The typed options of ``method``; unknown methods and invalid options are a ``ConfigError``."""
     if method not in _METHODS:
-        raise ConfigError(f"unknown valuation method {method!r}; choose one of {valuation_methods()}")
-    try:
-        return _METHODS[method][0].model_validate(dict(options or {}))
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"valuation options for {method!r}: {problems}") from None
+        raise ConfigError(f"unknown valuation method {method!r}; choose one of [{', '.join(_METHODS)}]")
+    problems = valuation_problems(method, options)
+    if problems:
+        raise ConfigError("; ".join(f"valuation.{'.'.join(str(p) for p in loc)}: {msg}" for loc, msg in problems))
+    return _METHODS[method][0].model_validate(dict(options or {}))
 
 
 def value_round(
@@ -114,5 +138,6 @@ __all__ = [
     "round_utility",
     "valuation_methods",
     "valuation_options",
+    "valuation_problems",
     "value_round",
 ]
