@@ -2,7 +2,7 @@
 
 For 1, 5 and 20 parties and MLPs of about 10K, 1M, 10M and 50M parameters, real ``party-agent``
 processes train on their share of scikit-learn digits (Dirichlet alpha=0.5) and a coordinator runs the
-round steps the flow's round tasks run (``FederationSession.train_round`` then ``evaluate_round``:
+round steps the flow's round tasks run (``FederationRun.train_round`` then ``evaluate_round``:
 CURVE-encrypted ZeroMQ both ways, update checks, FedAvg, checkpoints, the held-out evaluation, the
 MLflow metrics and the store's round row). Each party reports the seconds its local training took in
 its UPDATE; overhead = round time - the slowest party's seconds. Prefect's dispatch of the two round
@@ -35,7 +35,7 @@ from components.core.config import FederationConfig, ModelConfig, load_federatio
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
 from components.core.protocol import Envelope, Kind
-from components.run.session import FederationSession
+from components.run.federation import FederationRun
 from flows.processes import PartyProcesses
 
 NAME = "overhead"
@@ -91,7 +91,7 @@ def measure(
     base: FederationConfig = load_federation_config(federation.layout.federation_config)
     config = base.model_copy(update={"model": ModelConfig(hidden=hidden, seed=base.model.seed), "rounds": rounds + 1})
     run_id = f"overhead-{size}-{len(config.parties)}p-{int(time.time())}"
-    session = FederationSession(config, federation.workspace, run_id)
+    session = FederationRun(config, federation.workspace, run_id)
     compute: dict[int, dict[str, float]] = {}
     check_update = session.coordinator.boundary_checks[Kind.UPDATE]
 
@@ -106,8 +106,7 @@ def measure(
         session.initialise()
         for round_number in range(1, rounds + 2):
             started = time.perf_counter()
-            session.train_round(round_number)
-            session.evaluate_round(round_number)
+            session.evaluate_round(session.train_round(round_number))
             elapsed = time.perf_counter() - started
             if round_number > 1:
                 round_times.append(elapsed)

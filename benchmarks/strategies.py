@@ -48,6 +48,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from benchmarks.tables import Goal, met
+from components.core import standardization
 from components.core.config import TrainingSpec
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
@@ -160,10 +161,7 @@ def make_workload(setup: Setup, seed: int, validation: bool) -> Workload:
             train_x, train_y, test_size=0.2, stratify=train_y, random_state=seed
         )
     spec = ModelSpec(n_features=features.shape[1], n_classes=10, hidden=setup.hidden, seed=seed)
-    initial = get_params(build_model(spec))
-    std = train_x.std(axis=0)
-    initial["standardize.mean"] = train_x.mean(axis=0).astype(np.float32)
-    initial["standardize.scale"] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+    initial = standardization.fit_rows(get_params(build_model(spec)), train_x)
     shares = partition_dirichlet(train_y, setup.parties, setup.alpha, seed)
     return Workload(
         spec=spec, initial=initial, train_x=train_x, train_y=train_y, eval_x=test_x, eval_y=test_y, shares=shares

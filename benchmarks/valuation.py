@@ -38,6 +38,7 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.machine import machine_facts
 from benchmarks.records import now, write_record
+from components.core import standardization
 from components.core.config import TrainingSpec
 from components.core.kernels import weighted_mean
 from components.core.model_spec import ModelSpec
@@ -129,10 +130,7 @@ def make_workload(setup: Setup, n_parties: int, seed: int) -> Workload:
     parties[COPY] = parties[ORIGINAL]
     parties[TINY] = (train_x[tiny], train_y[tiny])
     spec = ModelSpec(n_features=features.shape[1], n_classes=10, hidden=setup.hidden, seed=seed)
-    initial = get_params(build_model(spec))
-    std = train_x.std(axis=0)
-    initial["standardize.mean"] = train_x.mean(axis=0).astype(np.float32)
-    initial["standardize.scale"] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+    initial = standardization.fit_rows(get_params(build_model(spec)), train_x)
     return Workload(spec, initial, parties, (val_x, val_y))
 
 

@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from components.adapters.contracts import load_contract, split_features
 from components.adapters.transport import read_keypair, write_keypair
 from components.adapters.workspace import Workspace
+from components.core import standardization
 from components.core.config import (
     ContractRef,
     CoordinatorConfig,
@@ -168,10 +169,7 @@ def centralized_baseline(layout: DemoLayout, config: FederationConfig) -> RoundM
         hidden=config.model.hidden,
         seed=config.model.seed,
     )
-    params = get_params(build_model(spec))
-    params["standardize.mean"] = features.mean(axis=0).astype(np.float32)
-    std = features.astype(np.float64).std(axis=0)
-    params["standardize.scale"] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+    params = standardization.fit_rows(get_params(build_model(spec)), features)
     epochs = config.rounds * config.training.local_epochs
     training = config.training.model_copy(update={"local_epochs": epochs})
     params, _ = train_local(spec, params, features, labels, training)

@@ -1,7 +1,7 @@
-"""The federation run as one Prefect flow: validate -> initialise -> rounds -> value -> promote.
+"""The federation run as one Prefect flow: validate -> initialise -> rounds -> value -> reward -> promote.
 
-Tasks are thin wrappers over ``FederationSession`` steps and pass references (run id, round
-numbers, paths), never tensors. Steps that talk to parties retry on transient errors only.
+Tasks are thin wrappers over ``FederationRun`` steps and pass references (run id, round numbers,
+paths) and typed records, never tensors. Steps that do I/O retry on transient errors only.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from prefect.cache_policies import NO_CACHE
 from components.adapters.workspace import Workspace
 from components.core.config import load_federation_config
 from components.core.errors import BudgetExceeded, is_retryable
+from components.run.edges import RunEdges
+from components.run.federation import FederationRun, new_run_id
 from components.run.logs import log_to_file
-from components.run.session import FederationSession, new_run_id
+from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
 from components.run.summary import RoundRow
 
-_SESSIONS: dict[str, FederationSession] = {}
+_RUNS: dict[str, FederationRun] = {}
 _ROUND_HOOKS: dict[str, Callable[[RoundRow], None]] = {}
+_EDGES: dict[str, RunEdges] = {}  # edges other than the workspace's, by run id (twins, in tests)
 log = logging.getLogger(__name__)
 
 
@@ -45,81 +48,86 @@ def _step(name: str, retries: int = 0) -> Callable[[Callable[..., Any]], Any]:
     )
 
 
-@_step("start-tracking")
+@_step("start-tracking", retries=2)
 def start_tracking(run_id: str) -> str:
-    return _SESSIONS[run_id].start_tracking()
+    return _RUNS[run_id].start_tracking()
 
 
 @_step("validate-contracts", retries=2)
-def validate_contracts(run_id: str) -> dict[str, bool]:
-    return {party: s["success"] for party, s in _SESSIONS[run_id].validate().items()}
+def validate_contracts(run_id: str) -> ValidationResult:
+    return _RUNS[run_id].validate()
 
 
 @_step("initialise-model", retries=2)
 def initialise_model(run_id: str) -> int:
-    return _SESSIONS[run_id].initialise()
+    return _RUNS[run_id].initialise()
 
 
 @_step("train-round", retries=2)
-def train_round(run_id: str, round_number: int) -> str:
-    return str(_SESSIONS[run_id].train_round(round_number))
+def train_round(run_id: str, round_number: int) -> RoundResult:
+    return _RUNS[run_id].train_round(round_number)
 
 
-@_step("evaluate-round", retries=1)
-def evaluate_round(run_id: str, round_number: int) -> RoundRow:
-    return _SESSIONS[run_id].evaluate_round(round_number)
+@_step("evaluate-round", retries=2)
+def evaluate_round(run_id: str, trained: RoundResult) -> RoundRow:
+    return _RUNS[run_id].evaluate_round(trained)
 
 
-@_step("value-contributions", retries=1)
-def value_contributions(run_id: str) -> dict[str, float]:
-    return _SESSIONS[run_id].value_contributions()
+@_step("value-contributions", retries=2)
+def value_contributions(run_id: str) -> Contributions:
+    return _RUNS[run_id].value_contributions()
 
 
-@_step("allocate-rewards")
-def allocate_rewards(run_id: str) -> dict[str, float]:
-    return _SESSIONS[run_id].allocate_rewards()
+@_step("allocate-rewards", retries=2)
+def allocate_rewards(run_id: str, contributions: Contributions) -> Rewards:
+    return _RUNS[run_id].allocate_rewards(contributions)
 
 
-@_step("update-reputation")
-def update_reputation(run_id: str) -> dict[str, float]:
-    return _SESSIONS[run_id].update_reputation()
+@_step("update-reputation", retries=2)
+def update_reputation(run_id: str, contributions: Contributions) -> dict[str, float]:
+    return _RUNS[run_id].update_reputation(contributions)
 
 
-@_step("promote-model")
+@_step("promote-model", retries=2)
 def promote_model(run_id: str) -> dict[str, Any]:
-    return _SESSIONS[run_id].promote().model_dump()
+    return _RUNS[run_id].promote().model_dump()
+
+
+@_step("finish-run", retries=2)
+def finish_run(run_id: str) -> str:
+    return str(_RUNS[run_id].finish("completed"))
 
 
 @flow(name="consortia-federation", flow_run_name="{run_id}")
 def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
     """Run (or resume) one federation; returns the path of the run summary JSON."""
     config = load_federation_config(Path(config_path))
-    session = FederationSession(config, Workspace.at(workspace), run_id)
-    _SESSIONS[run_id] = session
+    run = FederationRun(config, Workspace.at(workspace), run_id, edges=_EDGES.get(run_id))
+    _RUNS[run_id] = run
     try:
         start_tracking(run_id)
         validate_contracts(run_id)
         first = initialise_model(run_id)
         for round_number in range(first, config.rounds + 1):
             try:
-                train_round(run_id, round_number)
+                trained = train_round(run_id, round_number)
             except BudgetExceeded as error:  # a privacy budget ends training, not the run
-                session.stop_early(str(error))
+                run.stop_early(str(error))
                 break
-            row = evaluate_round(run_id, round_number)
+            row = evaluate_round(run_id, trained)
             if (hook := _ROUND_HOOKS.get(run_id)) is not None:
                 hook(row)
-        value_contributions(run_id)
-        allocate_rewards(run_id)
-        update_reputation(run_id)
+        contributions = value_contributions(run_id)
+        allocate_rewards(run_id, contributions)
+        update_reputation(run_id, contributions)
         promote_model(run_id)
-        return str(session.finish("completed"))
+        return finish_run(run_id)
     except BaseException:
-        _record_failure(session)
+        _record_failure(run)
         raise
     finally:
-        session.close()
-        _SESSIONS.pop(run_id, None)
+        run.close()
+        _RUNS.pop(run_id, None)
 
 
 @flow(name="consortia-scheduled-federation")
@@ -132,12 +140,14 @@ def scheduled_federation_flow(config_path: str, workspace: str) -> str:
     return federation_flow(config_path, str(space.root), run_id)
 
 
-def _record_failure(session: FederationSession) -> None:
+def _record_failure(run: FederationRun) -> None:
     """Mark the run failed in every store without hiding the error that stopped it."""
+    if run.summary.status in ("completed", "failed"):
+        return  # finish-run got as far as writing the outcome
     try:
-        session.finish("failed")
+        run.finish("failed")
     except Exception:
-        log.exception("could not record the failure of run %s", session.run_id)
+        log.exception("could not record the failure of run %s", run.run_id)
 
 
 def run_federation(
@@ -145,11 +155,16 @@ def run_federation(
     workspace: Path,
     run_id: str,
     on_round: Callable[[RoundRow], None] | None = None,
+    edges: RunEdges | None = None,
 ) -> Path:
-    """Run the flow in this process, calling ``on_round`` after each finished round (for progress bars)."""
+    """Run the flow in this process, calling ``on_round`` after each finished round (for progress bars);
+    ``edges`` replaces the workspace's stores and transport (twins, in tests)."""
     if on_round is not None:
         _ROUND_HOOKS[run_id] = on_round
+    if edges is not None:
+        _EDGES[run_id] = edges
     try:
         return Path(federation_flow(str(config_path), str(workspace), run_id))
     finally:
         _ROUND_HOOKS.pop(run_id, None)
+        _EDGES.pop(run_id, None)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from components.core.params import Params
+from components.core.strategies.base import ClientUpdate
 
 
 def save_arrays(path: Path, arrays: Params) -> Path:
@@ -65,6 +66,41 @@ class RunCheckpoints:
     @property
     def state(self) -> Path:
         return self.folder / "state.json"
+
+    def save_round(self, round_number: int, params: Params, strategy_state: Params) -> None:
+        """The round's new global model and the strategy state that produced it."""
+        save_arrays(self.global_params(round_number), params)
+        save_arrays(self.strategy_state(round_number), strategy_state)
+
+    def mark_finished(self, round_number: int, tracking_run_id: str | None) -> None:
+        """Record ``round_number`` as the last finished round: where a resume starts from."""
+        save_json(self.state, {"last_round": round_number, "mlflow_run_id": tracking_run_id})
+
+    def load_global(self, round_number: int) -> Params:
+        return load_arrays(self.global_params(round_number))
+
+    def load_strategy_state(self, round_number: int) -> Params:
+        path = self.strategy_state(round_number)
+        return load_arrays(path) if path.exists() else {}
+
+    def save_updates(self, round_number: int, updates: list[ClientUpdate]) -> None:
+        """Every party's checked update of a round, for valuation and reward models."""
+        for update in updates:
+            save_arrays(self.update(round_number, update.party), update.params)
+        meta = {u.party: {"num_examples": u.num_examples, "metrics": u.metrics} for u in updates}
+        save_json(self.updates_meta(round_number), meta)
+
+    def load_updates(self, round_number: int) -> list[ClientUpdate]:
+        meta = json.loads(self.updates_meta(round_number).read_text())
+        return [
+            ClientUpdate(
+                party=party,
+                params=load_arrays(self.update(round_number, party)),
+                num_examples=info["num_examples"],
+                metrics=info["metrics"],
+            )
+            for party, info in sorted(meta.items())
+        ]
 
     def last_round(self) -> int:
         """The last round whose global parameters were saved (0 = only the initial model)."""

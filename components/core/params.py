@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -32,3 +32,6 @@ def unflatten(vector: np.ndarray, like: Mapping[str, np.ndarray]) -> Params:
     if offset != vector.size:
         raise ValueError(f"vector has {vector.size} values, parameters need {offset}")
     return out
+
+
+Layout = Mapping[str, tuple[Sequence[int], str]]  # tensor name -> (shape, dtype): what a valid update looks like

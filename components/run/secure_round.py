@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.core.errors import ProtocolError, QuorumNotReached
-from components.core.params import Params
+from components.core.params import Layout, Params
 from components.core.protocol import Envelope, Kind
 from components.core.protocol.bodies import parse_body
 from components.core.secagg.protocol import (
@@ -23,7 +23,7 @@ from components.core.secagg.protocol import (
     SecAggServer,
     UnmaskShares,
 )
-from components.core.secagg.vectors import Layout, decode_mean, vector_length
+from components.core.secagg.vectors import decode_mean, vector_length
 from components.core.update_checks import check_update
 from components.run.coordinator import Coordinator, Exchange
 

@@ -8,19 +8,18 @@ are not trained and stay as the coordinator sent them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from components.core.errors import QuorumNotReached
-from components.core.params import Params
-
-Layout = Mapping[str, tuple[Sequence[int], str]]
+from components.core.params import Layout, Params
+from components.core.standardization import trained_names
 
 
 def secure_names(layout: Layout) -> list[str]:
     """Tensors that travel inside the masked vector: the trained ones."""
-    return [name for name in layout if not name.startswith("standardize.")]
+    return trained_names(layout)
 
 
 def vector_length(layout: Layout) -> int:

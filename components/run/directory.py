@@ -1,0 +1,119 @@
+"""The party directory: who is admitted (the config's keys), who is online (liveness), who has left.
+
+It owns the coordinator's endpoint for the run. Party events arrive on the transport's I/O thread;
+the directory updates its memory at once and hands the store writes to one writer thread, so a
+slow or locked store never stalls the I/O thread (heartbeats of one party coalesce to the latest).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from components.core.config import FederationConfig
+from components.core.errors import PartyUnavailable
+from components.core.ports import KeyPair, RouterFactory
+from components.core.protocol.bodies import PrivacyBudget
+from components.run.coordinator import Coordinator
+from components.run.recorder import RunRecorder
+
+log = logging.getLogger(__name__)
+_STOP = ("", "stop", {})
+
+
+class PartyDirectory:
+    """Admitted parties, their connections and liveness, and the parties that left during the run."""
+
+    def __init__(self, config: FederationConfig, keys: KeyPair, router: RouterFactory, recorder: RunRecorder) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.names = [p.name for p in config.parties]
+        self._key_of = {p.name: p.public_key for p in config.parties}
+        for party in config.parties:
+            recorder.admit(party.name, party.public_key)
+        self._events: queue.SimpleQueue[tuple[str, str, dict[str, Any]]] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_events, name="party-status-writer", daemon=True)
+        self._writer.start()
+        self.coordinator = Coordinator(
+            bind=config.coordinator.bind,
+            keys=keys,
+            party_keys=config.party_by_key(),
+            max_message_bytes=config.max_message_mb << 20,
+            liveness_timeout_s=config.heartbeat_timeout_s,
+            on_event=self._on_party_event,
+            router=router,
+        )
+
+    # ---- who is there ----
+    def await_parties(self, wait_for_all: bool = False) -> list[str]:
+        """Connected parties: every listed party (at the start, up to the join timeout) or a quorum (later)."""
+        ready = self.coordinator.wait_for_parties(
+            self.names, self.config.min_parties, self.config.join_timeout_s, wait_for_all
+        )
+        if not ready:
+            raise PartyUnavailable(
+                f"fewer than {self.config.min_parties} parties connected within {self.config.join_timeout_s:.0f}s "
+                f"(listening on {self.coordinator.endpoint})"
+            )
+        return ready
+
+    def privacy_budget(self, parties: list[str]) -> tuple[float | None, float]:
+        """The tightest epsilon budget and delta among ``parties`` (None: nobody declared a budget)."""
+        budgets: list[PrivacyBudget] = [
+            info.hello.privacy_budget
+            for p in parties
+            if (info := self.coordinator.parties.get(p)) and info.hello and info.hello.privacy_budget
+        ]
+        if not budgets:
+            return None, self.config.privacy_delta
+        return min(b.epsilon for b in budgets), min(b.delta for b in budgets)
+
+    # ---- events (I/O thread) ----
+    def _on_party_event(self, party: str, event: str, detail: dict[str, Any]) -> None:
+        if event == "leave":  # forgotten at once in what is written next; its store rows go on the writer thread
+            self.names = [p for p in self.names if p != party]
+            self.recorder.left.add(party)
+        if event in ("hello", "register", "heartbeat", "bye", "leave"):
+            self._events.put((party, event, detail))
+
+    def _write_events(self) -> None:
+        while True:
+            batch = [self._events.get()]
+            while True:
+                try:
+                    batch.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            latest_beat = {party: i for i, (party, event, _) in enumerate(batch) if event == "heartbeat"}
+            for index, (party, event, detail) in enumerate(batch):
+                if (party, event, detail) == _STOP:
+                    return
+                if event == "heartbeat" and latest_beat[party] != index:
+                    continue  # a newer heartbeat of this party follows in the batch
+                try:
+                    self._write(party, event, detail)
+                except Exception:  # a store outage must not end the writer: statuses catch up on the next event
+                    log.exception("could not record %s of %s", event, party)
+
+    def _write(self, party: str, event: str, detail: dict[str, Any]) -> None:
+        if event in ("hello", "register"):
+            self.recorder.party_seen(party, self._key_of[party], detail)
+        elif event == "heartbeat":
+            self.recorder.party_status(party, "online", detail.get("resources"))
+        elif event == "bye":
+            self.recorder.party_status(party, "offline")
+        elif event == "leave":
+            self.recorder.forget(party)
+
+    def close(self) -> None:
+        """Release the endpoint, write the pending events, then mark every party offline for this coordinator."""
+        self.coordinator.close()
+        self._events.put(_STOP)
+        self._writer.join(timeout=10)
+        for party in self.names:
+            try:
+                self.recorder.party_status(party, "offline")
+            except Exception:
+                log.exception("could not mark %s offline", party)

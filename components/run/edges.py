@@ -1,0 +1,34 @@
+"""The edges one run talks to, chosen in one place: the workspace's real adapters, or twins in unit tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.adapters.store import FederationStore
+from components.adapters.tracking import ModelRegistry, RunTracker
+from components.adapters.transport import RouterEndpoint
+from components.adapters.versioning import MetadataRepo
+from components.adapters.workspace import Workspace
+from components.core.ports import MetadataPort, RegistryPort, RouterFactory, StorePort, TrackerPort
+
+
+@dataclass
+class RunEdges:
+    """Transport, tracking, registry, federation store and metadata versioning of one run."""
+
+    router: RouterFactory
+    tracker: TrackerPort
+    registry: RegistryPort
+    store: StorePort
+    metadata: MetadataPort
+
+
+def workspace_edges(workspace: Workspace, experiment: str) -> RunEdges:
+    """The real adapters on the workspace's stores (each chosen by URL: SQLite here, a server past one machine)."""
+    return RunEdges(
+        router=RouterEndpoint,
+        tracker=RunTracker(workspace.tracking_uri, experiment=experiment),
+        registry=ModelRegistry(workspace.tracking_uri),
+        store=FederationStore(workspace.store_url),
+        metadata=MetadataRepo(workspace.metadata_repo, workspace.metadata_remote),
+    )

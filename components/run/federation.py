@@ -1,0 +1,258 @@
+"""One federation run, put together from its parts; each method is one step the flow's tasks call.
+
+The parts: the party directory (who is admitted, online, gone; it owns the endpoint), the rounds
+(plain or secure), the evaluator, the settlement (valuation, rewards, reputation), the promoter (gate,
+registry) and the recorder (the one writer of the summary, the store, the tracker and DVC). The run
+keeps the heavy objects (sockets, tensors) so that tasks pass only ids, paths and typed records.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.adapters.checkpoints import RunCheckpoints, save_json
+from components.adapters.contracts import load_contract, read_dataset, split_features
+from components.adapters.transport import read_keypair
+from components.adapters.workspace import Workspace
+from components.core import standardization
+from components.core.config import FederationConfig, StrategyConfig
+from components.core.errors import ConfigError, ContractError
+from components.core.model_spec import ModelSpec
+from components.core.protocol import Kind
+from components.core.protocol.bodies import TrainRequest
+from components.core.secagg.vectors import vector_length
+from components.core.selection import select_parties
+from components.core.strategies import Strategy, build_strategy
+from components.core.update_checks import check_layout
+from components.ml.model import ProbabilityModel, build_model, parameter_layout, set_params
+from components.run.directory import PartyDirectory
+from components.run.edges import RunEdges, workspace_edges
+from components.run.evaluation import Evaluator, Holdout
+from components.run.initial_model import initial_model
+from components.run.promoter import Promoter
+from components.run.recorder import RunRecorder
+from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
+from components.run.rounds import Rounds
+from components.run.secure_round import check_secure_reply
+from components.run.settlement import Settlement, individual_updates_withheld
+from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
+from components.run.validation import validate_parties
+
+
+def new_run_id(federation: str) -> str:
+    return f"{federation}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{np.random.default_rng().integers(16**4):04x}"
+
+
+def build_run_strategy(config: StrategyConfig, fitted: list[str]) -> Strategy:
+    """The configured strategy chain; every ``dp`` layer in it leaves the fitted input statistics un-noised."""
+
+    def freeze(name: str, options: dict[str, Any]) -> dict[str, Any]:
+        options = dict(options)
+        if name == "dp":
+            options.setdefault("frozen", fitted)
+        if "inner" in options:
+            options["inner_options"] = freeze(options["inner"], options.get("inner_options") or {})
+        return options
+
+    try:
+        return build_strategy(config.name, **freeze(config.name, config.options))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"strategy {config.name!r}: {error}") from None
+
+
+class FederationRun:
+    """The steps of one run (or of its resume), over the edges in ``edges`` (the workspace's by default)."""
+
+    def __init__(
+        self, config: FederationConfig, workspace: Workspace, run_id: str, edges: RunEdges | None = None
+    ) -> None:
+        self.config = config
+        self.workspace = workspace.create()
+        self.run_id = run_id
+        self.contract = load_contract(config.contract.name, config.contract.version)
+        self.spec = ModelSpec(
+            n_features=self.contract.n_features,
+            n_classes=self.contract.n_classes,
+            hidden=config.model.hidden,
+            seed=config.model.seed,
+        )
+        self.layout = parameter_layout(self.spec)
+        self.strategy = build_run_strategy(config.strategy, standardization.fitted_names(self.layout))
+        self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
+        save_json(self.checkpoints.config, config.model_dump(mode="json"))
+        edges = edges or workspace_edges(self.workspace, config.name)
+        self.store = edges.store
+        self.recorder = RunRecorder(run_id, config, self.workspace, edges.tracker, edges.store, edges.metadata)
+        keys = read_keypair(config.coordinator.secret_key_file)
+        self.directory = PartyDirectory(config, keys, edges.router, self.recorder)
+        self.coordinator = self.directory.coordinator
+        self.coordinator.rejected.update(self.recorder.summary.rejected_messages)  # counts survive a resume
+        self.coordinator.late.update(self.recorder.summary.late_messages)
+        self._install_boundary_checks()
+        self.rounds = Rounds(config, self.coordinator, self.strategy, self.layout, self.checkpoints, run_id)
+        self.evaluator = Evaluator(
+            self.spec,
+            self._load_holdout(),
+            self.coordinator,
+            self.directory.await_parties,
+            run_id,
+            config.round_timeout_s,
+            config.min_parties,
+        )
+        self.settlement = Settlement(
+            config,
+            self.checkpoints,
+            lambda params: self.evaluator.metrics(params, 0),
+            individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
+            edges.store.reputation_of,
+        )
+        self.promoter = Promoter(config.promotion, edges.registry)
+
+    def _install_boundary_checks(self) -> None:
+        """Checks every message of a kind passes, whatever request it claims to answer."""
+        secure = self.config.secure_aggregation.enabled
+        update_layout = {"masked": ((vector_length(self.layout),), "uint64")} if secure else self.layout
+        self.coordinator.boundary_checks[Kind.UPDATE] = lambda _, tensors: check_layout(tensors, update_layout)
+        for kind in (Kind.SECAGG_KEYS, Kind.SECAGG_SHARES, Kind.SECAGG_REVEAL):
+            self.coordinator.boundary_checks[kind] = check_secure_reply
+
+    def _load_holdout(self) -> Holdout | None:
+        if self.config.holdout is None:
+            return None
+        frame = read_dataset(self.config.holdout, self.contract)
+        features, labels = split_features(frame, self.contract)
+        return Holdout(frame[self.contract.features], features, labels)
+
+    @property
+    def summary(self) -> RunSummary:
+        """The run's summary as the recorder keeps it (read it; only the recorder writes it)."""
+        return self.recorder.summary
+
+    # ---- steps ----
+    def start_tracking(self) -> str:
+        return self.recorder.start(self.contract)
+
+    def validate(self) -> ValidationResult:
+        """Every party checks its own data against the contract; a violation anywhere stops the run."""
+        parties = self.directory.await_parties(wait_for_all=True)
+        result = validate_parties(
+            self.coordinator, parties, self.contract, self.run_id, self.config.round_timeout_s, self.config.min_parties
+        )
+        self.recorder.validation(result, self.contract)
+        self.rounds.rows_validated = {party: s.row_count for party, s in result.summaries.items()}
+        if result.failures:
+            raise ContractError("data contract violated at " + "; ".join(result.failures))
+        return result
+
+    def initialise(self) -> int:
+        """Save round 0's model (input scaling fitted from federated sums); the first round to train (resume aware)."""
+        last = self.checkpoints.last_round()
+        if last >= 0:
+            return last + 1
+        params = initial_model(
+            self.coordinator,
+            self.directory.await_parties(),
+            self.spec,
+            self.rounds.rows_validated,
+            self.run_id,
+            self.config.round_timeout_s,
+            self.config.min_parties,
+        )
+        self.checkpoints.save_round(0, params, self.strategy.state())
+        self.checkpoints.mark_finished(0, self.summary.mlflow_run_id)
+        return 1
+
+    def train_round(self, round_number: int) -> RoundResult:
+        """Sample parties, check the privacy budget, train; the new global model is checkpointed."""
+        started = time.perf_counter()
+        reputation = {row["name"]: row["reputation"] for row in self.store.party_rows()}
+        parties = select_parties(
+            self.directory.await_parties(),
+            self.config.fraction,
+            self.config.min_parties,
+            reputation,
+            self.config.training.seed,
+            round_number,
+        )
+        # from the previous round's state, so that a retried round is the same round (and DP is not spent twice)
+        self.strategy.load_state(self.checkpoints.load_strategy_state(round_number - 1))
+        privacy = self.strategy.privacy()
+        budget, delta = self.directory.privacy_budget(parties)
+        epsilon_after = None
+        if privacy is not None:
+            if budget is not None:
+                privacy.check_budget(budget, delta)
+            epsilon_after = privacy.epsilon_after_next_round(delta)
+        training = self.config.training.model_copy(update=self.strategy.training_overrides())
+        request = TrainRequest(model=self.spec, training=training, epsilon_after_round=epsilon_after, delta=delta)
+        result = self.rounds.train(round_number, parties, request)
+        result.seconds = time.perf_counter() - started
+        result.epsilon = privacy.epsilon(delta) if privacy is not None else None
+        return result
+
+    def evaluate_round(self, trained: RoundResult) -> RoundRow:
+        """Evaluate the round's new global model, record the round, then mark it finished (a resume starts after)."""
+        started = time.perf_counter()
+        params = self.checkpoints.load_global(trained.round)
+        metrics = RoundMetrics(**self.evaluator.metrics(params, trained.round))
+        row = trained.evaluated(metrics, time.perf_counter() - started)
+        self.recorder.round(row)
+        self.checkpoints.mark_finished(trained.round, self.summary.mlflow_run_id)
+        return row
+
+    def stop_early(self, reason: str) -> None:
+        """Train no more rounds; the remaining steps use the last finished round."""
+        self.recorder.stopped_early(reason)
+
+    def value_contributions(self) -> Contributions:
+        result = self.settlement.value(self.summary.rounds, self.directory.names)
+        self.recorder.contributions(result)
+        return result
+
+    def allocate_rewards(self, contributions: Contributions) -> Rewards:
+        result = self.settlement.reward(
+            contributions, self.summary.rounds, self.directory.names, self.recorder.reward_model
+        )
+        self.recorder.rewards(result)
+        return result
+
+    def update_reputation(self, contributions: Contributions) -> dict[str, float]:
+        changes = self.settlement.reputation(
+            contributions, self.summary.rounds, self.directory.names, self.coordinator.rejected
+        )
+        self.recorder.reputation(changes)
+        return {change.party: change.reputation for change in changes}
+
+    def promote(self) -> Promotion:
+        """Log and register the final model; the alias moves only if it beats the current champion."""
+        final_round = self.recorder.final_round
+        final = self.checkpoints.load_global(final_round)
+        metrics = self.evaluator.metrics(final, final_round)
+        model = build_model(self.spec)
+        set_params(model, final)
+        example = (
+            self.evaluator.holdout.frame.head(5)
+            if self.evaluator.holdout is not None
+            else pd.DataFrame(np.zeros((1, self.spec.n_features)), columns=self.contract.features)
+        )
+        model_uri = self.recorder.log_model(ProbabilityModel(model).eval(), example.astype("float32"))
+        promotion, version = self.promoter.promote(model_uri, metrics, self.run_id, self.summary.manifests)
+        self.recorder.promotion(promotion, RoundMetrics(**metrics), version)
+        return promotion
+
+    def finish(self, status: str = "completed") -> Path:
+        """Write the summary everywhere it belongs, version the final model, release the parties."""
+        final = self.checkpoints.load_global(self.recorder.final_round) if status == "completed" else None
+        path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late)
+        self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
+        return path
+
+    def close(self) -> None:
+        """Release the endpoint; parties are offline for this coordinator from now on."""
+        self.directory.close()

@@ -1,0 +1,242 @@
+"""The recorder: the one writer of a run's summary, federation-store rows, tracking run and metadata versions.
+
+Every other part returns typed records; the recorder puts them everywhere they belong, and forgets
+parties that left (their metadata is dropped, their statistics kept under an anonymous name).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.adapters.checkpoints import save_arrays, save_json
+from components.adapters.store import anonymous_name
+from components.adapters.workspace import Workspace
+from components.core.config import FederationConfig
+from components.core.contract import Contract
+from components.core.params import Params
+from components.core.ports import MetadataPort, StorePort, TrackerPort
+from components.run.records import Contributions, ReputationChange, Rewards, ValidationResult
+from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
+
+log = logging.getLogger(__name__)
+
+
+class RunRecorder:
+    """Writes one run's outcome to the summary JSON, the federation store, the tracker and DVC."""
+
+    def __init__(
+        self,
+        run_id: str,
+        config: FederationConfig,
+        workspace: Workspace,
+        tracker: TrackerPort,
+        store: StorePort,
+        metadata: MetadataPort,
+    ) -> None:
+        self.run_id = run_id
+        self.config = config
+        self.workspace = workspace
+        self.tracker = tracker
+        self.store = store
+        self.metadata = metadata
+        self.left: set[str] = set()  # parties that left during this run: only anonymous statistics remain
+        path = workspace.summary_path(run_id)
+        self.summary = RunSummary.read(path) if path.exists() else self._new_summary()
+
+    def _new_summary(self) -> RunSummary:
+        return RunSummary(
+            run_id=self.run_id,
+            status="running",
+            started_at=datetime.now(UTC).isoformat(),
+            config=self.config.model_dump(mode="json"),
+        )
+
+    # ---- parties ----
+    def admit(self, party: str, public_key: str) -> None:
+        self.store.upsert_party(party, public_key)
+
+    def party_seen(self, party: str, public_key: str, profile: Mapping[str, Any]) -> None:
+        """A party said hello or registered: its manifest and resources, and that it is online."""
+        self.store.upsert_party(party, public_key, manifest=profile["manifest"], resources=profile["resources"])
+        self.store.mark_party(party, "online")
+
+    def party_status(self, party: str, status: str, resources: dict[str, Any] | None = None) -> None:
+        self.store.mark_party(party, status, resources)
+
+    def forget(self, party: str) -> None:
+        """A party left: delete its rows now, and keep only anonymous statistics in what is written later."""
+        self.left.add(party)
+        self.store.delete_party(party)
+
+    def public(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` keyed by party, with parties that left renamed to their anonymous names."""
+        left = frozenset(self.left)  # parties leave on another thread
+        return {anonymous_name(p) if p in left else p: v for p, v in values.items()}
+
+    # ---- steps ----
+    def start(self, contract: Contract) -> str:
+        """Open (or reopen, on resume) the run's one tracking run and record the run in the store."""
+        if self.summary.mlflow_run_id:
+            self.tracker.resume(self.summary.mlflow_run_id)
+        else:
+            self.summary.mlflow_run_id = self.tracker.start(self.run_id, tags={"consortia.run_id": self.run_id})
+            self.tracker.log_params(
+                {
+                    "strategy": self.config.strategy.name,
+                    "rounds": self.config.rounds,
+                    "parties": len(self.config.parties),
+                    "contract": contract.ref,
+                    "model.hidden": self.config.model.hidden,
+                    "training": self.config.training.model_dump(),
+                    "valuation": self.config.valuation.method,
+                }
+            )
+        self.store.start_run(self.run_id, self.config.name, self.summary.config)
+        self.save()
+        return self.summary.mlflow_run_id
+
+    def validation(self, result: ValidationResult, contract: Contract) -> None:
+        """Summaries into the store and the summary; manifests and the contract versioned with DVC."""
+        for party, summary in sorted(result.summaries.items()):
+            as_json = summary.model_dump(mode="json")
+            self.store.record_validation(self.run_id, party, summary.success, as_json, result.manifests[party])
+            self.summary.validation[party] = as_json
+            path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", result.manifests[party])
+            self.summary.manifests[party] = self.metadata.track(path)
+        contract_copy = save_json(
+            self.workspace.metadata_repo / "contracts" / f"{contract.name}_v{contract.version}.json",
+            contract.model_dump(mode="json"),
+        )
+        self.metadata.track(contract_copy)
+        self.metadata.push()
+        self.tracker.set_tags({f"manifest.{p}": h for p, h in self.summary.manifests.items()})
+        self.save()
+
+    def round(self, row: RoundRow) -> None:
+        """A finished round: the summary first (it anonymises parties that left), then tracker and store."""
+        self.summary.rounds = [r for r in self.summary.rounds if r.round != row.round] + [row]
+        self.summary.rounds.sort(key=lambda r: r.round)
+        self.save()
+        self.tracker.log_metrics(
+            {
+                **row.metrics.model_dump(),
+                "bytes_up": row.bytes_up,
+                "bytes_down": row.bytes_down,
+                "round_seconds": row.seconds,
+                "participants": len(row.participants),
+            },
+            step=row.round,
+        )
+        self.store.record_round(self.run_id, row.model_dump())
+        log.info(
+            "run %s round %d: %s, accuracy %.4f, loss %.4f, %.2f s",
+            self.run_id,
+            row.round,
+            ", ".join(sorted(row.participants)),
+            row.metrics.accuracy,
+            row.metrics.loss,
+            row.seconds,
+        )
+
+    def stopped_early(self, reason: str) -> None:
+        log.warning("run %s stops training after round %d: %s", self.run_id, self.final_round, reason)
+        self.summary.stopped_early = reason
+        self.tracker.set_tags({"stopped_early": reason[:500]})
+        self.save()
+
+    @property
+    def final_round(self) -> int:
+        """The last finished round (the configured count, unless the run stopped early)."""
+        return max((row.round for row in self.summary.rounds), default=0)
+
+    def contributions(self, result: Contributions) -> None:
+        self.summary.valuation_method = result.method
+        self.summary.round_contributions = {r: self.public(v) for r, v in result.per_round.items()}
+        self.summary.contributions = self.public(result.totals)
+        method = result.method[:32]
+        for round_number, values in sorted(self.summary.round_contributions.items()):
+            self.store.record_contributions(self.run_id, round_number, values, method)
+        self.store.record_contributions(self.run_id, 0, self.summary.contributions, method)
+        if result.totals:
+            self.tracker.log_metrics(
+                {f"contribution.{p}": v for p, v in self.summary.contributions.items()}, step=self.final_round
+            )
+        self.save()
+
+    def rewards(self, result: Rewards) -> None:
+        self.summary.rewards = result.shares
+        self.summary.model_rewards = result.models
+        self.store.record_contributions(
+            self.run_id, 0, self.summary.contributions, self.summary.valuation_method[:32], result.shares
+        )
+        self.tracker.log_metrics({f"reward.{p}": v for p, v in result.shares.items()}, step=self.final_round)
+        self.save()
+
+    def reward_model(self, party: str, params: Params) -> Path:
+        return save_arrays(self.workspace.checkpoints / self.run_id / "rewards" / f"{party}.npz", params)
+
+    def reputation(self, changes: list[ReputationChange]) -> None:
+        for change in changes:
+            self.store.record_reputation(self.run_id, change.party, change.reputation, change.inputs)
+            self.summary.reputation[change.party] = change.reputation
+        self.tracker.log_metrics(
+            {f"reputation.{p}": v for p, v in self.summary.reputation.items()}, step=self.final_round
+        )
+        self.save()
+
+    def log_model(self, module: Any, example: Any) -> str:
+        return self.tracker.log_model(module, example)
+
+    def promotion(self, promotion: Promotion, final_metrics: RoundMetrics, registered_version: int) -> None:
+        self.summary.final_metrics = final_metrics
+        self.summary.promotion = promotion
+        self.tracker.set_tags(
+            {
+                "promotion.decision": promotion.decision,
+                "promotion.reason": promotion.reason,
+                "model.version": str(registered_version),
+            }
+        )
+        self.save()
+
+    def finish(
+        self, status: str, final_params: Params | None, rejected: Mapping[str, int], late: Mapping[str, int]
+    ) -> Path:
+        """Write the summary everywhere it belongs and version the final model (completed runs only)."""
+        self.summary.status = status
+        self.summary.finished_at = datetime.now(UTC).isoformat()
+        log.info("run %s %s after %d rounds", self.run_id, status, len(self.summary.rounds))
+        self.summary.rejected_messages = dict(rejected)
+        self.summary.late_messages = dict(late)
+        path = self.save()
+        if final_params is not None:
+            model_copy = save_arrays(self.workspace.metadata_repo / "models" / f"{self.run_id}.npz", final_params)
+            self.metadata.track(model_copy)
+            self.metadata.push()
+        self.tracker.log_json(self.summary.model_dump(mode="json"), "summary.json")
+        self.tracker.finish("FINISHED" if status == "completed" else "FAILED")
+        self.store.finish_run(self.run_id, status, self.summary.mlflow_run_id, str(path))
+        for party in frozenset(self.left):  # again at the end: rows written while the party was leaving
+            self.store.delete_party(party)
+        return path
+
+    def save(self) -> Path:
+        """Write the summary file, first forgetting who left: their metadata goes, anonymous statistics stay."""
+        summary = self.summary
+        left = frozenset(self.left)
+        if left:
+            for party in left:
+                summary.manifests.pop(party, None)
+                summary.validation.pop(party, None)
+            for row in summary.rounds:
+                row.participants = [anonymous_name(p) if p in left else p for p in row.participants]
+                row.party_metrics = self.public(row.party_metrics)
+                row.rejected = self.public(row.rejected)
+            summary.contributions = self.public(summary.contributions)
+            summary.round_contributions = {r: self.public(v) for r, v in summary.round_contributions.items()}
+            summary.rewards = self.public(summary.rewards)
+        return summary.write(self.workspace.summary_path(self.run_id))

@@ -1,0 +1,129 @@
+"""The rounds: a training request out, checked updates in, the strategy's aggregate saved (plain or secure).
+
+Every update already passed the boundary's layout check (names, shapes, dtypes, finite values);
+here each reply is checked against the request it answers: the example count it claims against
+the rows its party validated this run, and its distance from the global model it was sent.
+"""
+
+from __future__ import annotations
+
+import math
+
+from components.adapters.checkpoints import RunCheckpoints
+from components.core.config import FederationConfig
+from components.core.errors import ProtocolError, QuorumNotReached
+from components.core.params import Layout, Params
+from components.core.protocol import Envelope, Kind
+from components.core.protocol.bodies import TrainRequest, UpdateReply, parse_body
+from components.core.strategies import ClientUpdate, Strategy
+from components.core.update_checks import check_distance
+from components.run.coordinator import Coordinator
+from components.run.exchanges import problems
+from components.run.records import RoundResult
+from components.run.secure_round import SecureRound
+
+
+class Rounds:
+    """Trains one round at a time with the run's strategy; the new global model goes to the checkpoints."""
+
+    def __init__(
+        self,
+        config: FederationConfig,
+        coordinator: Coordinator,
+        strategy: Strategy,
+        layout: Layout,
+        checkpoints: RunCheckpoints,
+        run_id: str,
+    ) -> None:
+        self.config = config
+        self.coordinator = coordinator
+        self.strategy = strategy
+        self.layout = layout
+        self.checkpoints = checkpoints
+        self.run_id = run_id
+        self.rows_validated: dict[str, int] = {}  # party -> rows it validated this run: the most it can train on
+
+    def train(self, round_number: int, parties: list[str], request: TrainRequest) -> RoundResult:
+        """Run the round from the previous round's model (the caller restored the strategy's state for it)."""
+        current = self.checkpoints.load_global(round_number - 1)
+        if self.config.secure_aggregation.enabled:
+            return self._secure(round_number, parties, request, current)
+        return self._plain(round_number, parties, request, current)
+
+    def _aggregate(self, round_number: int, current: Params, updates: list[ClientUpdate]) -> Params:
+        try:
+            return self.strategy.aggregate(round_number, current, updates)
+        except ValueError as error:  # e.g. Multi-Krum or mixing given too few updates for their f
+            raise QuorumNotReached(
+                f"round {round_number}: strategy {self.config.strategy.name!r} cannot aggregate "
+                f"{len(updates)} updates: {error}"
+            ) from None
+
+    def _plain(self, round_number: int, parties: list[str], request: TrainRequest, current: Params) -> RoundResult:
+        """Every party's checked update reaches the strategy; updates are kept for valuation."""
+        max_norm = self.config.max_update_norm
+
+        def check(envelope: Envelope, tensors: Params) -> None:
+            claimed = parse_body(UpdateReply, envelope.body).num_examples
+            validated = self.rows_validated.get(envelope.sender)
+            if validated is not None and claimed > validated:
+                raise ProtocolError(
+                    f"update claims {claimed} examples, but {envelope.sender} validated {validated} rows this run",
+                    code="claim",
+                )
+            if max_norm is not None:
+                check_distance(tensors, current, max_norm)
+
+        exchange = self.coordinator.exchange(
+            parties,
+            Kind.TRAIN,
+            self.run_id,
+            round_number,
+            request.model_dump(),
+            tensors=current,
+            timeout_s=self.config.round_timeout_s,
+            check=check,
+        )
+        updates = [
+            ClientUpdate(party, reply.tensors, answer.num_examples, answer.metrics)
+            for party, reply in sorted(exchange.replies.items())
+            if (answer := parse_body(UpdateReply, reply.envelope.body))
+        ]
+        refused = problems(exchange)
+        if len(updates) < self.config.min_parties:
+            raise QuorumNotReached(
+                f"round {round_number}: {len(updates)} usable updates, need {self.config.min_parties} ({refused})"
+            )
+        aggregated = self._aggregate(round_number, current, updates)
+        self.checkpoints.save_round(round_number, aggregated, self.strategy.state())
+        self.checkpoints.save_updates(round_number, updates)
+        return RoundResult(
+            round=round_number,
+            participants=[u.party for u in updates],
+            party_metrics={u.party: dict(u.metrics) for u in updates},
+            rejected=refused,
+            bytes_up=exchange.bytes_up,
+            bytes_down=exchange.bytes_down,
+        )
+
+    def _secure(self, round_number: int, parties: list[str], request: TrainRequest, current: Params) -> RoundResult:
+        """Only the sum of the masked updates is ever known here; the strategy sees it as one update."""
+        threshold = max(2, math.ceil(self.config.secure_aggregation.threshold_fraction * len(parties)))
+        secure = SecureRound(
+            self.coordinator, self.run_id, round_number, self.layout, threshold, self.config.round_timeout_s
+        )
+        result = secure.run(parties, request.model_dump(), current)
+        if len(result.participants) < self.config.min_parties:
+            raise QuorumNotReached(
+                f"round {round_number}: {len(result.participants)} masked updates, need {self.config.min_parties}"
+            )
+        summed = ClientUpdate("secure-sum", result.params, result.total_examples)
+        aggregated = self._aggregate(round_number, current, [summed])
+        self.checkpoints.save_round(round_number, aggregated, self.strategy.state())
+        return RoundResult(
+            round=round_number,
+            participants=result.participants,
+            rejected=result.problems,
+            bytes_up=result.bytes_up,
+            bytes_down=result.bytes_down,
+        )

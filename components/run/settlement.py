@@ -1,0 +1,143 @@
+"""The settlement: valuation of every round's updates, then the reward split and reward models, then reputation.
+
+What it releases must not spend privacy nobody accounted for. Under central differential privacy the
+coordinator holds raw individual updates and only their noised aggregate is private, so nothing
+computed from individual updates (contributions, reward models) is released: the reason goes into
+the summary and rewards fall back to the participation floor alone. Under local DP each update is
+itself private, and valuing it is post-processing. Under secure aggregation only sums exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from components.adapters.checkpoints import RunCheckpoints
+from components.core.config import FederationConfig
+from components.core.kernels import weighted_mean
+from components.core.params import Params
+from components.core.reputation import ReputationInputs, update_reputation
+from components.core.rewards import allocate_rewards, model_reward_tiers
+from components.core.strategies.base import PrivacyAccount
+from components.core.valuation import methods_under_secure_aggregation, value_round
+from components.run.records import Contributions, ReputationChange, Rewards
+from components.run.summary import ModelReward, RoundRow
+
+
+def individual_updates_withheld(secure: bool, privacy: PrivacyAccount | None) -> str | None:
+    """Why per-party updates may not be valued or released in this run, or None when they may."""
+    if secure:
+        available = methods_under_secure_aggregation() or "none"
+        return (
+            "none: with secure aggregation the coordinator holds only each round's sum, and every valuation "
+            f"method needs per-party updates (available under secure aggregation: {available})"
+        )
+    if privacy is not None and not privacy.party_updates_private:
+        return (
+            "none: under central differential privacy only the noised aggregate is private; contributions and "
+            "reward models computed from raw per-party updates would spend privacy the accountant does not count "
+            "(use dp mode 'local' to value DP-protected updates)"
+        )
+    return None
+
+
+class Settlement:
+    """Values, rewards and reputations of one run, from the updates and rounds the coordinator already holds."""
+
+    def __init__(
+        self,
+        config: FederationConfig,
+        checkpoints: RunCheckpoints,
+        evaluate: Callable[[Params], Mapping[str, float]],
+        withheld: str | None,
+        reputation_of: Callable[[str], float],
+    ) -> None:
+        self.config = config
+        self.checkpoints = checkpoints
+        self.evaluate = evaluate
+        self.withheld = withheld
+        self.reputation_of = reputation_of
+
+    def value(self, rounds: list[RoundRow], parties: list[str]) -> Contributions:
+        """Each party's value per round (from stored updates, no retraining) and summed over rounds."""
+        if self.withheld is not None:
+            return Contributions(method=self.withheld)
+        method = self.config.valuation.method
+        totals = dict.fromkeys(parties, 0.0)
+        per_round: dict[int, dict[str, float]] = {}
+        for row in sorted(rounds, key=lambda r: r.round):
+            updates = self.checkpoints.load_updates(row.round)
+            start = self.checkpoints.load_global(row.round - 1)
+            result = value_round(method, updates, start, self._utility, self.config.valuation.options)
+            per_round[row.round] = dict(result.values)
+            for party, value in result.values.items():
+                totals[party] = totals.get(party, 0.0) + value
+        return Contributions(method=method, per_round=per_round, totals=totals)
+
+    def _utility(self, params: Params) -> float:
+        """A coalition model's utility: the configured held-out metric, with loss negated (higher is better)."""
+        metric = self.config.valuation.metric
+        value = self.evaluate(params)[metric]
+        return -value if metric == "loss" else value
+
+    def reward(
+        self,
+        contributions: Contributions,
+        rounds: list[RoundRow],
+        parties: list[str],
+        save_model: Callable[[str, Params], object],
+    ) -> Rewards:
+        """The pool split by contribution above a participation floor; reward models from each party's tier."""
+        refused = {
+            party
+            for row in rounds
+            for party, reason in row.rejected.items()
+            if not reason.startswith("no ") and party in parties
+        }
+        values = {p: v for p, v in contributions.totals.items() if p in parties} or dict.fromkeys(parties, 0.0)
+        cfg = self.config.rewards
+        shares = allocate_rewards(cfg.pool, values, refused, cfg.participation_floor)
+        tiers = model_reward_tiers(values, refused)
+        return Rewards(shares=shares, models=self._reward_models(tiers, rounds, save_model))
+
+    def _reward_models(
+        self, tiers: Mapping[str, list[str]], rounds: list[RoundRow], save_model: Callable[[str, Params], object]
+    ) -> dict[str, ModelReward]:
+        """Aggregate each party's reward model from its tier's last-round updates and evaluate it."""
+        if self.withheld is not None or not rounds:
+            return {party: ModelReward(sources=sources) for party, sources in tiers.items()}
+        last = max(row.round for row in rounds)
+        updates = {u.party: u for u in self.checkpoints.load_updates(last)}
+        models = {}
+        for party, sources in tiers.items():
+            chosen = [updates[p] for p in sources if p in updates]
+            if not chosen:
+                models[party] = ModelReward(sources=sources)
+                continue
+            params = weighted_mean([u.params for u in chosen], [u.num_examples for u in chosen])
+            save_model(party, params)
+            models[party] = ModelReward(sources=sources, accuracy=self.evaluate(params)["accuracy"])
+        return models
+
+    def reputation(
+        self,
+        contributions: Contributions,
+        rounds: list[RoundRow],
+        parties: list[str],
+        rejected_messages: Mapping[str, int],
+    ) -> list[ReputationChange]:
+        """Fold this run's answer rate, rejected messages and contribution share into each party's reputation."""
+        positive = {p: max(v, 0.0) for p, v in contributions.totals.items()}
+        total = sum(positive.values())
+        changes = []
+        for party in parties:
+            answered = sum(party in row.participants for row in rounds)
+            inputs = ReputationInputs(
+                rounds_answered=answered,
+                rounds_missed=len(rounds) - answered,
+                rejected_messages=rejected_messages.get(party, 0),
+                contribution_share=positive.get(party, 0.0) / total if total > 0 else 0.0,
+                parties=len(parties),
+            )
+            new = update_reputation(self.reputation_of(party), inputs)
+            changes.append(ReputationChange(party=party, reputation=new, inputs=inputs.model_dump()))
+        return changes
