@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def validate_dataset(frame: pd.DataFrame, contract: Contract) -> ValidationSumma
     import great_expectations as gx  # imported on first validation: the coordinator never pays for it
 
     batches = _whole_frame_batches()  # first: it also makes GE's context the active one
-    suite = gx.ExpectationSuite(**contract.suite)
+    suite = _expectation_suite(gx, contract)
     batch = batches.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format="BOOLEAN_ONLY")
     outcomes = [
@@ -105,6 +106,28 @@ def validate_dataset(frame: pd.DataFrame, contract: Contract) -> ValidationSumma
         row_count=len(frame),
         outcomes=outcomes,
     )
+
+
+def _expectation_suite(gx: Any, contract: Contract) -> Any:
+    """The contract's suite as Great Expectations builds it; ContractError when GE refuses any expectation.
+
+    GE drops an expectation it cannot build (an unknown type, bad kwargs) with a logged error only; a suite
+    that silently lost an expectation would pass data the contract rejects, so a dropped one is an error.
+    """
+    try:
+        suite = gx.ExpectationSuite(**contract.suite)
+    except (TypeError, ValueError, gx.exceptions.GreatExpectationsError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ContractError(f"{contract.ref}: the expectation suite is invalid ({reason})") from error
+    declared = [e.get("type") if isinstance(e, dict) else e for e in contract.suite.get("expectations") or []]
+    if len(suite.expectations) != len(declared):
+        built = Counter(e.expectation_type for e in suite.expectations)
+        dropped = list((Counter(map(str, declared)) - built).elements())
+        raise ContractError(
+            f"{contract.ref}: Great Expectations could not build {len(declared) - len(suite.expectations)} "
+            f"expectation(s) of the suite: {_shorten(dropped)}"
+        )
+    return suite
 
 
 def split_features(frame: pd.DataFrame, contract: Contract) -> tuple[np.ndarray, np.ndarray]:

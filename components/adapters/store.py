@@ -1,14 +1,21 @@
 """The federation store (the only module importing sqlalchemy): parties, runs, rounds, contributions.
 
 SQLite in the workspace by default; any SQLAlchemy URL (e.g. PostgreSQL) works the same.
+
+Every public method raises SQLAlchemy's errors as Consortia's: ``EdgeUnavailable("store", ...)`` when a
+retry may cure them (a locked or busy database, a dropped or refused connection, a deadlock, a pool
+timeout), ``EdgeFailure("store", ...)`` otherwise (a bad URL, a constraint or schema error, SQL errors).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -24,7 +31,12 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+
+from components.core.errors import ConsortiaError, EdgeFailure, EdgeUnavailable
+
+EDGE = "store"
 
 metadata = MetaData()
 
@@ -119,13 +131,99 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class FederationStore:
-    """Typed reads and writes of the federation's state."""
+# Driver messages (SQLite, PostgreSQL, MySQL) of faults a retry may cure, lower case.
+_TRANSIENT_MARKERS = (
+    "locked",  # sqlite "database is locked", "database table is locked"
+    "busy",
+    "lock wait timeout",
+    "deadlock",
+    "could not serialize access",
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "server closed",
+    "terminating connection",
+    "the database system is starting up",
+    "too many connections",
+    "gone away",
+    "lost connection",
+    "timeout expired",
+    "timed out",
+)
+# OS errors that say the path or its permissions are wrong: retrying cannot cure them.
+_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _store_error(error: Exception) -> ConsortiaError | None:
+    """Consortia's error for a SQLAlchemy (or OS) error; None for errors that are not the store's."""
+    if isinstance(error, sa_exc.DBAPIError):
+        message = _first_line(error)  # "(sqlite3.OperationalError) database is locked": no SQL, no parameters
+        if error.connection_invalidated:
+            return EdgeUnavailable(EDGE, f"connection lost: {message}")
+        permanent = (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.NotSupportedError)
+        if not isinstance(error, permanent) and any(m in str(error.orig).lower() for m in _TRANSIENT_MARKERS):
+            return EdgeUnavailable(EDGE, message)
+        return EdgeFailure(EDGE, message)
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError):  # pool exhausted, connection dropped
+        return EdgeUnavailable(EDGE, _first_line(error))
+    if isinstance(error, sa_exc.SQLAlchemyError):  # ArgumentError (bad URL), CompileError, StatementError, ...
+        return EdgeFailure(EDGE, _first_line(error))
+    if isinstance(error, _PERMANENT_OS_ERRORS):
+        return EdgeFailure(EDGE, _first_line(error))
+    if isinstance(error, OSError):
+        return EdgeUnavailable(EDGE, _first_line(error))
+    return None
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _raising_consortia_errors(method: _Method) -> _Method:
+    @functools.wraps(method)
+    def translated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except ConsortiaError:
+            raise
+        except Exception as error:
+            mapped = _store_error(error)
+            if mapped is None:
+                raise
+            raise mapped from error
+
+    return translated  # type: ignore[return-value]
+
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def _store_edge(cls: _Class) -> _Class:
+    """Wrap ``__init__`` and every public method of ``cls`` so they raise only Consortia's errors."""
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, _raising_consortia_errors(member))
+    return cls
+
+
+@_store_edge
+class FederationStore:
+    """Typed reads and writes of the federation's state.
+
+    ``busy_timeout_s`` is how long a SQLite write waits for another writer's lock before it fails with
+    ``EdgeUnavailable`` (the flow retries the task); other databases ignore it.
+    """
+
+    def __init__(self, url: str, busy_timeout_s: float = 5.0) -> None:
+        sqlite = url.startswith("sqlite")
+        connect_args = {"timeout": busy_timeout_s} if sqlite else {}
+        self.engine: Engine = create_engine(url, future=True, connect_args=connect_args)
+        if sqlite:
+            event.listen(self.engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_s=busy_timeout_s))
         metadata.create_all(self.engine)
 
     def upsert_party(self, name: str, public_key: str, **fields: Any) -> None:
@@ -215,9 +313,9 @@ class FederationStore:
         self,
         run_id: str,
         round_number: int,
-        values: dict[str, float],
+        values: Mapping[str, float],
         method: str,
-        rewards: dict[str, float] | None = None,
+        rewards: Mapping[str, float] | None = None,
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -324,8 +422,8 @@ class FederationStore:
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_timeout_s: float) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={max(0, round(busy_timeout_s * 1000))}")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -3,6 +3,13 @@
 With the embedded default the tracking URI is ``sqlite:////abs/path/mlflow.db`` and artifacts go to the
 ``artifacts`` folder next to the database. Models are logged in PyTorch's ``pt2`` format (``torch.export``,
 no pickle) with a tensor signature, so ``mlflow.pyfunc.load_model`` serves them without this package.
+
+Every public method raises MLflow's errors as Consortia's, naming the edge (``tracking`` or ``registry``):
+``EdgeUnavailable`` for a server that is down, busy or unreachable (MLflow error codes
+TEMPORARILY_UNAVAILABLE, INTERNAL_ERROR, REQUEST_LIMIT_EXCEEDED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+ABORTED; connection errors and timeouts; a locked SQLite store surfaces as TEMPORARILY_UNAVAILABLE),
+``EdgeFailure`` for everything else (INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, BAD_REQUEST,
+an invalid URL, ...). Missing models and aliases that the API answers with None or [] stay so.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+import functools  # noqa: E402
+import inspect  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
+from collections.abc import Callable, Mapping  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
 
 import mlflow  # noqa: E402
 import mlflow.pytorch  # noqa: E402
@@ -26,12 +35,85 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.exceptions import InvalidUrlException, MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from mlflow.protos.databricks_pb2 import (  # noqa: E402
+    ABORTED,
+    DEADLINE_EXCEEDED,
+    INTERNAL_ERROR,
+    REQUEST_LIMIT_EXCEEDED,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    RESOURCE_EXHAUSTED,
+    TEMPORARILY_UNAVAILABLE,
+    ErrorCode,
+)
+
+from components.core.errors import ConsortiaError, EdgeFailure, EdgeUnavailable  # noqa: E402
+from components.core.ports import RegisteredVersion  # noqa: E402  (re-exported: app.queries imports it here)
 
 _SQLITE_PREFIX = "sqlite:///"
+
+# MLflow error codes of faults a retry may cure; every other code is permanent.
+_TRANSIENT_CODES = frozenset(
+    ErrorCode.Name(code)
+    for code in (
+        TEMPORARILY_UNAVAILABLE,  # also a locked or unreachable SQL store behind MLflow
+        INTERNAL_ERROR,  # also what MLflow raises when an HTTP request fails after its own retries
+        REQUEST_LIMIT_EXCEEDED,
+        DEADLINE_EXCEEDED,
+        RESOURCE_EXHAUSTED,
+        ABORTED,
+    )
+)
+# OS errors that say a path or its permissions are wrong: retrying cannot cure them.
+_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _tracking_error(edge: str, error: Exception) -> ConsortiaError | None:
+    """Consortia's error for an MLflow, HTTP or OS error; None for errors that are not the edge's."""
+    if isinstance(error, InvalidUrlException):
+        return EdgeFailure(edge, error.message)
+    if isinstance(error, MlflowException):
+        kind = EdgeUnavailable if error.error_code in _TRANSIENT_CODES else EdgeFailure
+        return kind(edge, f"{error.error_code}: {error.message}")
+    if isinstance(error, _PERMANENT_OS_ERRORS):
+        return EdgeFailure(edge, f"{type(error).__name__}: {error}")
+    if isinstance(error, OSError):  # requests' ConnectionError and Timeout are OSErrors, and so is TimeoutError
+        # ... but requests' InvalidURL, MissingSchema and InvalidSchema are ValueErrors too: a bad URI stays bad
+        kind = EdgeFailure if isinstance(error, ValueError) else EdgeUnavailable
+        return kind(edge, f"{type(error).__name__}: {error}")
+    return None
+
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def _edge(name: str) -> Callable[[_Class], _Class]:
+    """Wrap ``__init__`` and every public method of a class so they raise only Consortia's errors."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def translated(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except ConsortiaError:
+                raise
+            except Exception as error:
+                mapped = _tracking_error(name, error)
+                if mapped is None:
+                    raise
+                raise mapped from error
+
+        return translated
+
+    def decorate(cls: _Class) -> _Class:
+        for attribute, member in list(vars(cls).items()):
+            if inspect.isfunction(member) and (attribute == "__init__" or not attribute.startswith("_")):
+                setattr(cls, attribute, wrap(member))
+        return cls
+
+    return decorate
 
 
 def _artifact_location(tracking_uri: str) -> str | None:
@@ -54,6 +136,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+@_edge("tracking")
 class RunTracker:
     """One MLflow run at a time in one experiment: params, metrics, tags, JSON artifacts and the model."""
 
@@ -71,12 +154,12 @@ class RunTracker:
         self._run_id = run.info.run_id
         return self._run_id
 
-    def resume(self, mlflow_run_id: str) -> None:
-        """Continue logging to an existing run, marking it running again if it had ended."""
-        run = self._client.get_run(mlflow_run_id)
+    def resume(self, tracking_run_id: str) -> None:
+        """Continue logging to an existing MLflow run, marking it running again if it had ended."""
+        run = self._client.get_run(tracking_run_id)
         if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
-            self._client.update_run(mlflow_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        self._run_id = mlflow_run_id
+            self._client.update_run(tracking_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        self._run_id = tracking_run_id
         self._experiment_id = run.info.experiment_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -140,16 +223,7 @@ class RunTracker:
             return self._client.get_experiment_by_name(name).experiment_id
 
 
-class RegisteredVersion(BaseModel):
-    """One version of a registered model, as the promotion gate and dashboard need it."""
-
-    name: str
-    version: int
-    run_id: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    aliases: list[str] = Field(default_factory=list)
-
-
+@_edge("registry")
 class ModelRegistry:
     """Registered models, their versions and aliases (``champion``) in MLflow's registry."""
 
