@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,36 +99,74 @@ def finish_run(run_id: str) -> str:
     return str(_RUNS[run_id].finish("completed"))
 
 
-@flow(name="consortia-federation", flow_run_name="{run_id}")
-def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
-    """Run (or resume) one federation; returns the path of the run summary JSON."""
-    config = load_federation_config(Path(config_path))
-    run = FederationRun(config, Workspace.at(workspace), run_id, edges=_EDGES.get(run_id))
+@dataclass(frozen=True)
+class Steps:
+    """The run's steps as the loop below calls them: Prefect tasks in the flow, plain functions in unit tests."""
+
+    start_tracking: Callable[[str], str]
+    validate_contracts: Callable[[str], ValidationResult]
+    initialise_model: Callable[[str], int]
+    train_round: Callable[[str, int], RoundResult]
+    evaluate_round: Callable[[str, RoundResult], RoundRow]
+    value_contributions: Callable[[str], Contributions]
+    allocate_rewards: Callable[[str, Contributions], Rewards]
+    update_reputation: Callable[[str, Contributions], dict[str, float]]
+    promote_model: Callable[[str], dict[str, Any]]
+    finish_run: Callable[[str], str]
+
+
+_TASKS = (
+    start_tracking,
+    validate_contracts,
+    initialise_model,
+    train_round,
+    evaluate_round,
+    value_contributions,
+    allocate_rewards,
+    update_reputation,
+    promote_model,
+    finish_run,
+)
+PREFECT_TASKS = Steps(*_TASKS)
+PLAIN_STEPS = Steps(*(task.fn for task in _TASKS))  # the same steps without Prefect (no retries, no task runs)
+
+
+def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None] | None = None) -> str:
+    """Run (or resume) ``run`` step by step; returns the path of the run summary JSON."""
+    run_id = run.run_id
     _RUNS[run_id] = run
     try:
-        start_tracking(run_id)
-        validate_contracts(run_id)
-        first = initialise_model(run_id)
-        for round_number in range(first, config.rounds + 1):
+        steps.start_tracking(run_id)
+        steps.validate_contracts(run_id)
+        first = steps.initialise_model(run_id)
+        for round_number in range(first, run.config.rounds + 1):
             try:
-                trained = train_round(run_id, round_number)
+                trained = steps.train_round(run_id, round_number)
             except BudgetExceeded as error:  # a privacy budget ends training, not the run
                 run.stop_early(str(error))
                 break
-            row = evaluate_round(run_id, trained)
-            if (hook := _ROUND_HOOKS.get(run_id)) is not None:
-                hook(row)
-        contributions = value_contributions(run_id)
-        allocate_rewards(run_id, contributions)
-        update_reputation(run_id, contributions)
-        promote_model(run_id)
-        return finish_run(run_id)
+            row = steps.evaluate_round(run_id, trained)
+            if on_round is not None:
+                on_round(row)
+        contributions = steps.value_contributions(run_id)
+        steps.allocate_rewards(run_id, contributions)
+        steps.update_reputation(run_id, contributions)
+        steps.promote_model(run_id)
+        return steps.finish_run(run_id)
     except BaseException:
         _record_failure(run)
         raise
     finally:
         run.close()
         _RUNS.pop(run_id, None)
+
+
+@flow(name="consortia-federation", flow_run_name="{run_id}")
+def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
+    """Run (or resume) one federation; returns the path of the run summary JSON."""
+    config = load_federation_config(Path(config_path))
+    run = FederationRun(config, Workspace.at(workspace), run_id, edges=_EDGES.get(run_id))
+    return drive(run, PREFECT_TASKS, _ROUND_HOOKS.get(run_id))
 
 
 @flow(name="consortia-scheduled-federation")
