@@ -24,6 +24,7 @@ import torch
 from components.adapters.contracts import load_contract, read_dataset, split_features, validate_dataset
 from components.adapters.manifest import build_manifest
 from components.adapters.transport import DealerEndpoint, read_keypair
+from components.core import standardization
 from components.core.contract import Contract, ValidationSummary
 from components.core.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
 from components.core.params import Params
@@ -46,6 +47,7 @@ from components.core.protocol.bodies import (
 from components.core.protocol.messages import HELLO_REQUIRED
 from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
 from components.core.secagg.vectors import encode_update
+from components.core.strategies.dp import privatize_update
 from components.ml.model import parameter_layout
 from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
@@ -242,6 +244,11 @@ class PartyAgent:
             result.num_examples,
             result.loss,
         )
+        if asked.local_privacy is not None:  # local DP: what leaves this party is already noised
+            rng = np.random.default_rng()
+            frozen = standardization.fitted_names(params)
+            dp = asked.local_privacy
+            params = privatize_update(params, tensors, dp.clip_norm, dp.noise_multiplier, rng, frozen=frozen)
         if asked.secagg_bundle is not None:  # send only a masked vector; the coordinator learns just the sum
             bundle = parse_body(ShareBundle, asked.secagg_bundle)
             vector = encode_update(params, parameter_layout(asked.model), result.num_examples)

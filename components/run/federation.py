@@ -25,7 +25,7 @@ from components.core.config import FederationConfig, StrategyConfig
 from components.core.errors import ConfigError, ContractError
 from components.core.model_spec import ModelSpec
 from components.core.protocol import Kind
-from components.core.protocol.bodies import TrainRequest
+from components.core.protocol.bodies import LocalPrivacy, TrainRequest
 from components.core.secagg.vectors import vector_length
 from components.core.selection import select_parties
 from components.core.strategies import Strategy, build_strategy
@@ -190,7 +190,12 @@ class FederationRun:
                 privacy.check_budget(budget, delta)
             epsilon_after = privacy.epsilon_after_next_round(delta)
         training = self.config.training.model_copy(update=self.strategy.training_overrides())
-        request = TrainRequest(model=self.spec, training=training, epsilon_after_round=epsilon_after, delta=delta)
+        local = None
+        if privacy is not None and privacy.mode == "local":
+            local = LocalPrivacy(clip_norm=privacy.clip_norm, noise_multiplier=privacy.noise_multiplier)
+        request = TrainRequest(
+            model=self.spec, training=training, epsilon_after_round=epsilon_after, delta=delta, local_privacy=local
+        )
         result = self.rounds.train(round_number, parties, request)
         result.seconds = time.perf_counter() - started
         result.epsilon = privacy.epsilon(delta) if privacy is not None else None

@@ -62,6 +62,13 @@ class ProfileReply(_Body):
     count: int = Field(ge=0)
 
 
+class LocalPrivacy(_Body):
+    """Local differential privacy: the party clips its update's delta and adds Gaussian noise before sending."""
+
+    clip_norm: float = Field(gt=0)
+    noise_multiplier: float = Field(gt=0)
+
+
 class TrainRequest(_Body):
     model: ModelSpec
     training: TrainingSpec
@@ -69,6 +76,7 @@ class TrainRequest(_Body):
         default=None, description="secure aggregation: the shares for this party; reply with a masked vector"
     )
     epsilon_after_round: float | None = Field(default=None, ge=0, description="DP spend if this round runs")
+    local_privacy: LocalPrivacy | None = Field(default=None, description="privatise the update before sending it")
     delta: float | None = None
 
 

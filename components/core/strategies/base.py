@@ -49,6 +49,16 @@ class PrivacyAccount(Protocol):
         """Rounds accounted so far."""
         ...
 
+    @property
+    def clip_norm(self) -> float:
+        """The L2 bound on one party's update delta (what local mode asks each party to clip to)."""
+        ...
+
+    @property
+    def noise_multiplier(self) -> float:
+        """Gaussian noise standard deviation relative to ``clip_norm``."""
+        ...
+
     def epsilon(self, delta: float) -> float:
         """Epsilon spent so far (0 before any round)."""
         ...
