@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from components.core.errors import ConfigError
+from components.core.model_spec import Layer, ModelSpec, PluginRef, family_problems
 from components.core.strategies.registry import check_strategy
+from components.core.tasks import TaskKind
 from components.core.valuation import valuation_problems
 from components.core.valuation.exact import ExactOptions
 
@@ -48,14 +50,59 @@ def _run_metric(value: Any) -> Any:
 
 
 class TrainingSpec(BaseModel):
-    """Local optimisation settings sent with every training request."""
+    """Local optimisation settings sent with every training request.
+
+    Every field has a default that keeps the original behaviour (mini-batch SGD with momentum, constant rate).
+
+    - ``optimizer``: ``sgd`` (uses ``momentum``), ``adam`` or ``adamw`` (``momentum`` is not read). The
+      optimiser's state starts fresh every round: a party keeps nothing between rounds.
+    - ``weight_decay``: L2 penalty of the optimiser (decoupled for ``adamw``).
+    - ``lr_schedule``: the learning rate as a function of the federated ROUND (constant within a round), see
+      ``learning_rate_at``: ``step`` multiplies by ``lr_gamma`` every ``lr_step_rounds`` rounds; ``cosine``
+      anneals from ``learning_rate`` at round 1 to ``lr_min`` at round ``lr_total_rounds`` (required: the
+      number of rounds the schedule spans, usually the run's ``rounds``) and stays there.
+    - ``class_weights``: per-class weights of the cross-entropy (classification only; one per class).
+    - ``grad_clip_norm``: clip each step's gradient to this L2 norm (over all trained tensors).
+    """
 
     local_epochs: int = Field(default=1, ge=1)
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=0.05, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd only")
     proximal_mu: float = Field(default=0.0, ge=0)
     seed: int = 0
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_schedule: Literal["constant", "step", "cosine"] = "constant"
+    lr_step_rounds: int = Field(default=10, ge=1, description="step: rounds between decays")
+    lr_gamma: float = Field(default=0.5, gt=0, le=1, description="step: factor per decay")
+    lr_min: float = Field(default=0.0, ge=0, description="cosine: the rate it ends at")
+    lr_total_rounds: int | None = Field(default=None, ge=1, description="cosine: the rounds it spans")
+    class_weights: list[float] | None = Field(default=None, min_length=1, description="cross-entropy, per class")
+    grad_clip_norm: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> TrainingSpec:
+        if self.lr_schedule == "cosine":
+            if self.lr_total_rounds is None:
+                raise ValueError("lr_schedule 'cosine' needs lr_total_rounds, the rounds it spans (usually rounds)")
+            if self.lr_min > self.learning_rate:
+                raise ValueError(f"lr_min={self.lr_min} is above learning_rate={self.learning_rate}")
+        weights = self.class_weights
+        if weights is not None and (any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0):
+            raise ValueError("class_weights must be finite, non-negative and not all zero")
+        return self
+
+    def learning_rate_at(self, round_number: int) -> float:
+        """The learning rate of federated round ``round_number`` (rounds count from 1; 0 = outside a run)."""
+        done = max(round_number - 1, 0)  # rounds already run before this one
+        if self.lr_schedule == "step":
+            return self.learning_rate * self.lr_gamma ** (done // self.lr_step_rounds)
+        if self.lr_schedule == "cosine":
+            span = max((self.lr_total_rounds or 1) - 1, 1)
+            progress = min(done / span, 1.0)
+            return self.lr_min + (self.learning_rate - self.lr_min) * (1 + math.cos(math.pi * progress)) / 2
+        return self.learning_rate
 
 
 class ContractRef(_Strict):
@@ -64,9 +111,27 @@ class ContractRef(_Strict):
 
 
 class ModelConfig(_Strict):
-    kind: str = "mlp"
-    hidden: list[int] = Field(default_factory=lambda: [32])
+    """The model under ``model:``; the run adds the contract's n_features, n_classes and task (``spec``).
+
+    Fields mean what they mean in ``components.core.model_spec.ModelSpec``."""
+
+    kind: Literal["mlp", "layers", "plugin"] = "mlp"
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32])
+    layers: list[Layer] = Field(default_factory=list)
+    plugin: PluginRef | None = None
+    input_shape: list[Annotated[int, Field(ge=1)]] | None = None
+    standardize: bool = True
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _family(self) -> ModelConfig:
+        for problem in family_problems(self.kind, self.layers, self.plugin):
+            raise ValueError(problem)
+        return self
+
+    def spec(self, n_features: int, n_classes: int, task: TaskKind = "multiclass") -> ModelSpec:
+        """The ModelSpec of this model for a contract's shape (shape mistakes raise ValueError here)."""
+        return ModelSpec(n_features=n_features, n_classes=n_classes, task=task, **self.model_dump())
 
 
 class StrategyConfig(_Strict):

@@ -1,9 +1,15 @@
-"""Classification metrics from labels and predicted probabilities."""
+"""Metrics of a task from labels and predictions: classification from probabilities, regression from values.
+
+The names are the task's (``components.core.tasks``): classification ``accuracy``, ``roc_auc``, ``loss`` (log
+loss); regression ``rmse``, ``mae``, ``r2``, ``loss`` (mean squared error).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from components.core.tasks import TaskKind
 
 
 def classification_metrics(labels: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -20,3 +26,26 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, n_classes: int
     else:
         roc_auc = float(roc_auc_score(labels, proba, multi_class="ovr", labels=classes))
     return {"accuracy": accuracy, "roc_auc": roc_auc, "loss": loss}
+
+
+def regression_metrics(targets: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    """``rmse``, ``mae``, ``r2`` (NaN when the targets are constant) and ``loss`` (mean squared error)."""
+    y = np.asarray(targets, dtype=np.float64).reshape(-1)
+    pred = np.asarray(values, dtype=np.float64).reshape(-1)
+    if y.shape != pred.shape:
+        raise ValueError(f"{y.size} targets but {pred.size} predictions")
+    if y.size == 0:
+        nan = float("nan")
+        return {"rmse": nan, "mae": nan, "r2": nan, "loss": nan}
+    errors = pred - y
+    mse = float(np.mean(errors**2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(errors**2)) / total if total > 0 else float("nan")
+    return {"rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(errors))), "r2": r2, "loss": mse}
+
+
+def task_metrics(task: TaskKind, labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> dict[str, float]:
+    """The task's metrics: ``predictions`` are probabilities ``[n, n_classes]`` or values ``[n]``."""
+    if task == "regression":
+        return regression_metrics(labels, predictions)
+    return classification_metrics(labels, predictions, n_classes=n_classes)

@@ -1,4 +1,21 @@
-"""The model family parties train: a small MLP with built-in input standardisation."""
+"""The models parties train: built from a ModelSpec, always behind input standardisation.
+
+Every family (``mlp``, declared ``layers``, ``plugin``; see ``components.core.model_spec``) is the same
+wrapper: ``standardize`` (buffers ``standardize.mean`` and ``standardize.scale``, fitted by the coordinator
+from federated sums) on the flattened input, a reshape of each row to ``input_shape``, then ``body``.
+
+What is sent, and how it is aggregated
+--------------------------------------
+``get_params`` returns the whole state dict: trained parameters AND buffers (batch-norm ``running_mean``,
+``running_var`` and ``num_batches_tracked``, the standardisation tensors, a plug-in's buffers). Every tensor
+is sent as float32, whatever its dtype in the module, so the wire layout is uniform and every strategy (FedAvg
+and the rest), clipping, noise and secure masking treat buffers like weights: FedAvg averages batch-norm
+running statistics weighted by examples, as it does weights. ``set_params`` casts each array back to the
+dtype of the module's tensor; integer buffers (``num_batches_tracked``) are rounded to the nearest integer
+(exact up to 2**24 batches, and only read by batch norm with ``momentum=None``, which the layers never set).
+The standardisation tensors are the exception the strategies already make: fitted, never averaged or trained
+(``components.core.standardization``).
+"""
 
 from __future__ import annotations
 
@@ -10,36 +27,49 @@ from torch import nn
 
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
+from components.ml.layers import build_body
+from components.ml.plugins import build_plugin_body
+
+WIRE_DTYPE = np.float32  # every tensor of get_params, buffers included
 
 
 class Standardize(nn.Module):
-    """Subtracts a mean and divides by a scale held as buffers (fitted from federated statistics)."""
+    """Subtracts a mean and divides by a scale held as buffers (fitted from federated statistics).
 
-    def __init__(self, n_features: int) -> None:
+    With ``apply=False`` the buffers are still carried (and fitted) but the input passes unchanged: for
+    inputs that are indices (embeddings)."""
+
+    def __init__(self, n_features: int, apply: bool = True) -> None:
         super().__init__()
+        self.apply_scaling = apply
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.scale
+        return (x - self.mean) / self.scale if self.apply_scaling else x
 
 
-class MLPClassifier(nn.Module):
-    """Standardise, then hidden ReLU layers, then class logits."""
+class FederatedModel(nn.Module):
+    """Standardise the flat input, reshape each row to the spec's ``input_shape``, then run the body.
 
-    def __init__(self, spec: ModelSpec) -> None:
+    An mlp's body works on the flat rows whatever ``input_shape`` says."""
+
+    def __init__(self, spec: ModelSpec, body: nn.Module) -> None:
         super().__init__()
-        self.standardize = Standardize(spec.n_features)
-        layers: list[nn.Module] = []
-        width = spec.n_features
-        for hidden in spec.hidden:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, spec.n_classes))
-        self.body = nn.Sequential(*layers)
+        self.standardize = Standardize(spec.n_features, apply=spec.standardize)
+        self.row_shape = (spec.n_features,) if spec.kind == "mlp" else spec.row_shape
+        self.body = body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.standardize(x))
+        if x.dim() != 2:
+            x = x.flatten(1)
+        x = self.standardize(x)
+        if len(self.row_shape) > 1:
+            x = x.unflatten(1, self.row_shape)
+        return self.body(x)
+
+
+MLPClassifier = FederatedModel  # the former name of the model class
 
 
 class ProbabilityModel(nn.Module):
@@ -53,29 +83,60 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(self.classifier(x.to(torch.float32)), dim=-1)
 
 
-def build_model(spec: ModelSpec) -> MLPClassifier:
-    """A freshly initialised model; the same seed gives the same weights everywhere."""
+class ValueModel(nn.Module):
+    """Wraps a regression model so that ``forward`` returns one value per row, shape ``[batch]`` (serving)."""
+
+    def __init__(self, regressor: nn.Module) -> None:
+        super().__init__()
+        self.regressor = regressor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.regressor(x.to(torch.float32)).squeeze(-1)
+
+
+def serving_model(spec: ModelSpec, model: nn.Module) -> nn.Module:
+    """``model`` wrapped for serving, in eval mode: probabilities for classification, values for regression."""
+    wrapped = ValueModel(model) if spec.task == "regression" else ProbabilityModel(model)
+    return wrapped.eval()
+
+
+def build_model(spec: ModelSpec) -> FederatedModel:
+    """A freshly initialised model; the same seed gives the same weights everywhere.
+
+    A plug-in model that is missing or installed at another version raises ``ConfigError``."""
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(spec.seed)
     try:
-        return MLPClassifier(spec)
+        body = build_plugin_body(spec) if spec.kind == "plugin" else build_body(spec)
+        return FederatedModel(spec, body)
     finally:
         torch.random.set_rng_state(generator_state)
 
 
 def get_params(model: nn.Module) -> Params:
-    """The model's state as float32 NumPy arrays (copies), in state-dict order."""
-    return {name: t.detach().cpu().numpy().astype(np.float32, copy=True) for name, t in model.state_dict().items()}
+    """The model's state (parameters and buffers) as float32 NumPy arrays (copies), in state-dict order."""
+    return {name: t.detach().cpu().numpy().astype(WIRE_DTYPE, copy=True) for name, t in model.state_dict().items()}
 
 
 def set_params(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:
-    """Load NumPy arrays into the model; names and shapes must match exactly."""
+    """Load NumPy arrays into the model; names and shapes must match exactly.
+
+    Each array is cast to its tensor's dtype; into an integer tensor it is rounded first."""
     state = model.state_dict()
     missing = set(state) - set(params)
     extra = set(params) - set(state)
     if missing or extra:
         raise ValueError(f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(extra)}")
-    model.load_state_dict({name: torch.from_numpy(np.asarray(params[name], dtype=np.float32).copy()) for name in state})
+    loaded: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        array = np.asarray(params[name])
+        if array.shape != tuple(tensor.shape):
+            raise ValueError(f"tensor {name!r} has shape {array.shape}, the model's is {tuple(tensor.shape)}")
+        if tensor.dtype.is_floating_point:
+            loaded[name] = torch.from_numpy(array.astype(np.float32, copy=True)).to(tensor.dtype)
+        else:
+            loaded[name] = torch.from_numpy(np.asarray(np.rint(array.astype(np.float64)))).to(tensor.dtype)
+    model.load_state_dict(loaded)
 
 
 def parameter_layout(spec: ModelSpec) -> dict[str, tuple[tuple[int, ...], str]]:
