@@ -1,6 +1,7 @@
 """CURVE transport on real sockets: registered keys get answers, unknown keys get nothing."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -92,5 +93,74 @@ def test_exchange_collects_checked_replies_and_drops_bad_tensors(coordinator):
         assert exchange.replies == {}
         assert "non-finite" in exchange.errors["alpha"]
         assert coord.rejected["alpha"] == 1
+    finally:
+        dealer.close()
+
+
+def test_a_party_flooding_bad_messages_without_reading_is_counted_throttled_and_does_not_stall_others(caplog):
+    server, mallory_keys, alpha_keys = new_keypair(), new_keypair(), new_keypair()
+    coord = Coordinator(
+        bind="tcp://127.0.0.1:*",
+        keys=server,
+        party_keys={alpha_keys.public: "alpha", mallory_keys.public: "mallory"},
+    )
+    mallory = DealerEndpoint(coord.endpoint, server.public, mallory_keys, linger_ms=0)
+    alpha = DealerEndpoint(coord.endpoint, server.public, alpha_keys)
+    flood = [[b"\x80not json"], encode(Envelope(kind=Kind.TRAIN, sender="mallory")), _hello(sender="alpha")]
+    count = 20_001
+    try:
+        alpha.send(_hello())
+        assert decode(alpha.receive(timeout_s=5))[0].kind is Kind.WELCOME
+        flooder = threading.Thread(target=lambda: [mallory.send(flood[i % 3]) for i in range(count)])
+        with caplog.at_level("INFO", logger="components.run.coordinator"):
+            flooder.start()
+            result = {}
+            worker = threading.Thread(
+                target=lambda: result.update(x=coord.exchange(["alpha"], Kind.EVALUATE, "run", 1, {}, timeout_s=5))
+            )
+            worker.start()
+            request, _ = decode(alpha.receive(timeout_s=2))  # the request got through the flood at once
+            assert request.kind is Kind.EVALUATE
+            alpha.send(encode(request.reply(Kind.EVALUATION, "alpha", {"metrics": {}, "num_examples": 1})))
+            worker.join(5)
+            assert list(result["x"].replies) == ["alpha"], result["x"]
+            flooder.join(60)
+            deadline = time.monotonic() + 30  # open until all is read: a close would reset what is still in flight
+            while coord.rejected["mallory"] < count and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert coord.rejected["mallory"] == count  # every message was read and counted ...
+        assert coord.throttled["mallory"] > count - 1000  # ... and hardly any answered
+        assert coord.rejected_codes[("mallory", "envelope")] == 6667
+        assert coord.rejected_codes[("mallory", "kind")] == 6667
+        assert coord.rejected_codes[("mallory", "sender")] == 6667
+        assert coord.rejected["alpha"] == 0 and coord.throttled["alpha"] == 0
+    finally:
+        alpha.close()
+        mallory.close()
+        started = time.monotonic()
+        with caplog.at_level("INFO", logger="components.run.coordinator"):
+            coord.close()
+        assert time.monotonic() - started < 5
+    lines = [r.getMessage() for r in caplog.records]
+    one_by_one = sum(line.startswith("rejected a message from mallory") for line in lines)
+    summarised = sum(int(line.split()[0]) for line in lines if "more messages from mallory not logged" in line)
+    assert one_by_one + summarised == count
+    assert one_by_one < 200
+    assert "rejections from mallory: 20001 in total" in lines[-1]
+
+
+def test_a_burst_of_queued_heartbeats_gets_one_hello_request_and_no_throttling(coordinator):
+    coord, server, party = coordinator
+    dealer = DealerEndpoint(coord.endpoint, server.public, party)
+    try:
+        beat = encode(Envelope(kind=Kind.HEARTBEAT, sender="alpha", body={}))
+        for _ in range(100):  # what a party queued while no coordinator listened
+            dealer.send(beat)
+        envelope, _ = decode(dealer.receive(timeout_s=5))
+        assert envelope.kind is Kind.ERROR and envelope.body["code"] == "hello_required"
+        assert dealer.receive(timeout_s=0.5) is None  # one hello answers them all
+        dealer.send(_hello())
+        assert decode(dealer.receive(timeout_s=5))[0].kind is Kind.WELCOME
+        assert coord.throttled["alpha"] == 0 and coord.rejected["alpha"] == 0
     finally:
         dealer.close()

@@ -357,9 +357,17 @@ class RouterEndpoint:
 class DealerEndpoint:
     """A party's DEALER socket, connected to the coordinator with CURVE; reconnects with back-off.
 
-    ``linger_ms``: how long ``close`` may wait for unsent messages to go out."""
+    ``linger_ms``: how long ``close`` may wait for unsent messages to go out; ``send_timeout_ms``: how long
+    ``send`` may wait while the connection is full (then ``EdgeUnavailable``); None waits as long as it takes."""
 
-    def __init__(self, address: str, server_public_key: str, keys: KeyPair, linger_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        address: str,
+        server_public_key: str,
+        keys: KeyPair,
+        linger_ms: int = 1000,
+        send_timeout_ms: int | None = None,
+    ) -> None:
         self._context = zmq.Context()
         try:
             self._socket = self._context.socket(zmq.DEALER)
@@ -369,6 +377,7 @@ class DealerEndpoint:
             self._socket.reconnect_ivl = RECONNECT_MS
             self._socket.reconnect_ivl_max = RECONNECT_MAX_MS
             self._socket.linger = linger_ms
+            self._socket.sndtimeo = -1 if send_timeout_ms is None else send_timeout_ms
             self._socket.connect(address)
         except zmq.ZMQError as error:
             self._context.destroy(linger=0)

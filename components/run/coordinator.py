@@ -16,6 +16,7 @@ a heartbeat every few seconds, one reply per request) never comes near either bu
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ from components.core.protocol.messages import HELLO_REQUIRED, REQUEST_REPLY
 log = logging.getLogger(__name__)
 
 COORDINATOR = "coordinator"
+HELLO_ASK_EVERY_S = 1.0
 TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT})  # the only party messages that may carry tensors
 ReplyCheck = Callable[[Envelope, Params], None]
 
@@ -131,6 +133,7 @@ class Coordinator:
         self._log_budgets: dict[str, _Bucket] = {}
         self._unlogged: dict[str, Counter[str]] = {}  # party -> what was not logged line by line, by label
         self._summarised_at: dict[str, float] = {}
+        self._hello_asked: dict[str, float] = {}  # party -> when it was last asked to say hello
         self._closed = False
         self._endpoint = self.router(
             self.bind,
@@ -173,7 +176,10 @@ class Coordinator:
         elif envelope.kind == Kind.HEARTBEAT:
             info.last_heartbeat = parse_body(Heartbeat, envelope.body)
             self.liveness.observe(party, now, busy=info.last_heartbeat.busy)
-            if info.hello is None:  # e.g. this coordinator restarted: ask the party to introduce itself
+            # e.g. this coordinator restarted: ask the party to introduce itself, once a second at most (heartbeats
+            # the party queued while no coordinator listened arrive in a burst, and one hello answers them all)
+            if info.hello is None and now - self._hello_asked.get(party, -math.inf) >= HELLO_ASK_EVERY_S:
+                self._hello_asked[party] = now
                 body = ErrorReply(code=HELLO_REQUIRED, message="send hello first").model_dump()
                 self._reply(party, peer.routing_id, envelope.reply(Kind.ERROR, COORDINATOR, body))
             self._emit(party, "heartbeat", {"resources": info.last_heartbeat.resources.model_dump()})
@@ -259,7 +265,10 @@ class Coordinator:
         and a summary of what was not logged goes out every ``log_summary_every_s``."""
         if self._budget(self._log_budgets, party, self.log_burst, self.log_rate_per_s):
             return True
-        self._unlogged.setdefault(party, Counter())[label] += 1
+        unlogged = self._unlogged.get(party)
+        if unlogged is None:
+            unlogged = self._unlogged[party] = Counter()
+        unlogged[label] += 1
         now = time.monotonic()
         if now - self._summarised_at.setdefault(party, now) >= self.log_summary_every_s:
             self._log_unlogged(party)
@@ -393,7 +402,7 @@ class Coordinator:
         self._endpoint.close()
         for party in sorted({p for p, _ in self.rejected_codes} | set(self.throttled) | set(self.dropped_replies)):
             self._log_unlogged(party)
-            log.warning(self.accounting(party))
+            log.warning("%s", self.accounting(party))
 
 
 def _counts(counter: Mapping[str, int]) -> str:
