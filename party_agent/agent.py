@@ -25,8 +25,8 @@ from components.adapters.contracts import load_contract, read_dataset, split_fea
 from components.adapters.manifest import build_manifest
 from components.adapters.transport import DealerEndpoint, read_keypair
 from components.core import standardization
-from components.core.contract import Contract, ValidationSummary
-from components.core.errors import BudgetExceeded, ConsortiaError, PartyUnavailable, ProtocolError
+from components.core.contract import CONTRACT_MISMATCH, Contract, ValidationSummary
+from components.core.errors import BudgetExceeded, ConsortiaError, ContractError, PartyUnavailable, ProtocolError
 from components.core.params import Params
 from components.core.ports import DealerFactory, DealerPort
 from components.core.protocol import Envelope, Kind, decode, encode
@@ -77,7 +77,12 @@ class PartyAgent:
         self._validate_frame = validate
         self.contract = load_contract(config.contract, config.contract_version)
         self.frame = read_dataset(config.data, self.contract)
-        self.features, self.labels = split_features(self.frame, self.contract)
+        self._label_error: ContractError | None = None
+        try:
+            self.features, self._labels = split_features(self.frame, self.contract)
+        except ContractError as error:  # a label the contract lacks: validation reports it, training refuses
+            self.features, self._labels = self.frame[self.contract.features].to_numpy(dtype=np.float32), None
+            self._label_error = error
         self.manifest = build_manifest(config.name, config.data, self.frame, self.contract.name, self.contract.version)
         self.keys = read_keypair(config.secret_key_file)
         self.audit = AuditLog(config.audit_log) if config.audit_log else None
@@ -173,8 +178,42 @@ class PartyAgent:
         if handler is None:
             self._send(endpoint, self._error(envelope, "kind", f"cannot handle {envelope.kind.value}"))
             return
+        refusal = self._contract_refusal(envelope)
+        if refusal is not None:  # nothing runs on another copy of the contract
+            log.warning("refused %s: %s", envelope.kind.value, refusal)
+            self._send(endpoint, self._error(envelope, CONTRACT_MISMATCH, refusal))
+            return
         self._current = (envelope.run_id, envelope.round)
         self._job = _Job(envelope, self._worker.submit(handler, envelope, tensors))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class indices (or regression values) of the rows; ContractError when a label is not in the contract."""
+        if self._labels is None:
+            raise self._label_error or ContractError(f"no labels under {self.contract.ref}")
+        return self._labels
+
+    def _contract_refusal(self, request: Envelope) -> str | None:
+        """Why this party will not run ``request``: the contract_hash it carries is not this party's copy's hash.
+
+        A validation request names its contract: the hash is compared with this party's copy of that one."""
+        sent = request.body.get("contract_hash")
+        if sent is None:
+            return None
+        mine = self.contract
+        if request.kind == Kind.VALIDATE:
+            asked = (request.body.get("contract"), request.body.get("version"))
+            if asked != (mine.name, mine.version):
+                try:
+                    mine = load_contract(*asked)  # type: ignore[arg-type]
+                except (ConsortiaError, TypeError, ValueError):
+                    return None  # the validation itself reports that this party lacks the contract
+        if sent == mine.content_hash:
+            return None
+        return (
+            f"party {self.config.name} has {mine.ref} {mine.content_hash}, the coordinator sent {str(sent)[:80]}; "
+            f"compare the copies with `consortia contract show {mine.name} --version {mine.version}`"
+        )
 
     def _finish_job(self, endpoint: DealerPort) -> None:
         if self._job is None or not self._job.future.done():

@@ -49,11 +49,22 @@ class Heartbeat(_Body):
 class ValidateRequest(_Body):
     contract: str
     version: int
+    contract_hash: str | None = Field(
+        default=None, max_length=80, description="the coordinator's Contract.content_hash; a party with another refuses"
+    )
 
 
 class ValidationReply(_Body):
     summary: ValidationSummary
     manifest: dict[str, Any]
+
+
+class ProfileRequest(_Body):
+    """Ask for the row count and per-feature sums (round 0's standardisation)."""
+
+    contract_hash: str | None = Field(
+        default=None, max_length=80, description="the coordinator's Contract.content_hash; a party with another refuses"
+    )
 
 
 class ProfileReply(_Body):
@@ -78,6 +89,9 @@ class TrainRequest(_Body):
     epsilon_after_round: float | None = Field(default=None, ge=0, description="DP spend if this round runs")
     local_privacy: LocalPrivacy | None = Field(default=None, description="privatise the update before sending it")
     delta: float | None = None
+    contract_hash: str | None = Field(
+        default=None, max_length=80, description="the coordinator's Contract.content_hash; a party with another refuses"
+    )
 
 
 class UpdateReply(_Body):
@@ -88,6 +102,9 @@ class UpdateReply(_Body):
 
 class EvaluateRequest(_Body):
     model: ModelSpec
+    contract_hash: str | None = Field(
+        default=None, max_length=80, description="the coordinator's Contract.content_hash; a party with another refuses"
+    )
 
 
 class EvaluationReply(_Body):
