@@ -12,6 +12,7 @@ import re
 import signal
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,7 +292,7 @@ def test_every_bad_frame_is_refused_and_counted_during_a_live_run(tmp_path):
     contract = load_contract(config.contract.name, config.contract.version)
     spec = ModelSpec(n_features=contract.n_features, n_classes=contract.n_classes, hidden=config.model.hidden)
     fuzzer = BadMessages(MALLORY, parameter_layout(spec), HONEST, MAX_MESSAGE_MB << 20, seed=0)
-    messages = fuzzer.generate(FUZZ_MESSAGES)
+    generating = ThreadPoolExecutor(1).submit(fuzzer.generate, FUZZ_MESSAGES)  # while the reference run runs
     server_key = read_keypair(config.coordinator.secret_key_file).public
     output = tmp_path / "fuzzed-run.out"
     with PartyProcesses(layout.party_configs, workspace.logs):
@@ -302,6 +303,7 @@ def test_every_bad_frame_is_refused_and_counted_during_a_live_run(tmp_path):
         try:
             started = RunCheckpoints(workspace.checkpoints, "fuzzed").global_params(0)  # round 0 saved: rounds begin
             wait_until(started.exists, 180, "the training rounds of the fuzzed run")
+            messages = generating.result()
             mallory = Mallory(config.coordinator.bind, server_key, mallory_keys)
             flood_started = time.monotonic()
             mallory.flood(messages)
@@ -338,7 +340,8 @@ def test_every_bad_frame_is_refused_and_counted_during_a_live_run(tmp_path):
     for party in HONEST:
         assert f"rejections from {party}:" not in coordinator_log  # honest parties were never refused or throttled
     print(
-        f"\nflood: {FUZZ_MESSAGES} messages in {flood_seconds:.1f}s, {throttled} refusals not answered; "
+        f"\nflood: {FUZZ_MESSAGES} messages in {flood_seconds:.1f}s (ended after round {rounds_when_flood_ended}), "
+        f"{throttled} refusals not answered; "
         f"round seconds reference {[round(r.seconds or 0, 1) for r in reference_summary.rounds]} "
         f"fuzzed {[round(r.seconds or 0, 1) for r in fuzzed.rounds]}"
     )

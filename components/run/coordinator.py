@@ -400,8 +400,9 @@ class Coordinator:
             return
         self._closed = True
         self._endpoint.close()
-        for party in sorted({p for p, _ in self.rejected_codes} | set(self.throttled) | set(self.dropped_replies)):
+        for party in sorted(self._unlogged):
             self._log_unlogged(party)
+        for party in sorted({p for p, _ in self.rejected_codes} | set(self.throttled) | set(self.dropped_replies)):
             log.warning("%s", self.accounting(party))
 
 
