@@ -9,9 +9,16 @@ import pytest
 
 from components.adapters.tracking import ModelRegistry, RunTracker
 from components.core.model_spec import ModelSpec
-from components.ml.model import ProbabilityModel, build_model
+from components.core.ports import ServedModel
+from components.ml.model import build_model, get_params
 
 FEATURES = ["a", "b", "c", "d"]
+
+
+def served_classifier(classes: list[str], hidden: list[int]) -> tuple[ServedModel, dict[str, np.ndarray]]:
+    spec = ModelSpec(n_features=len(FEATURES), n_classes=len(classes), hidden=hidden)
+    served = ServedModel(spec=spec.model_dump(mode="json"), features=FEATURES, classes=classes)
+    return served, get_params(build_model(spec))
 
 
 @pytest.fixture
@@ -32,10 +39,10 @@ def test_log_register_alias_and_serve_champion(tracking_uri: str, tmp_path: Path
     tracker.log_metrics({"accuracy": 0.75}, step=2)
     tracker.set_tags({"promotion.decision": "promoted"})
     tracker.log_json({"run_id": "run-1", "rounds": []}, "summary.json")
-    model = ProbabilityModel(build_model(ModelSpec(n_features=4, n_classes=3, hidden=[5]))).eval()
-    example = pd.DataFrame(np.arange(12, dtype=np.float32).reshape(3, 4), columns=FEATURES)
+    served, params = served_classifier(["setosa", "versicolor", "virginica"], hidden=[5])
+    example = pd.DataFrame(np.arange(12, dtype=np.float64).reshape(3, 4), columns=FEATURES)
 
-    model_uri = tracker.log_model(model, example)
+    model_uri = tracker.log_model(served, params, example)
     registry = ModelRegistry(tracking_uri)
     version = registry.register(model_uri, "consortia-test", tags={"metric.accuracy": "0.750000"})
     registry.set_alias("consortia-test", "champion", version)
@@ -59,12 +66,15 @@ def test_log_register_alias_and_serve_champion(tracking_uri: str, tmp_path: Path
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", tracking_uri)
-    served = mlflow.pyfunc.load_model("models:/consortia-test@champion")
-    five_rows = pd.DataFrame(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4), columns=FEATURES)
-    probabilities = served.predict(five_rows)
-    assert served.metadata.get_input_schema().inputs[0].shape == (-1, 4)
-    assert np.asarray(probabilities).shape == (5, 3)
-    np.testing.assert_allclose(np.asarray(probabilities).sum(axis=1), 1.0, rtol=1e-5)
+    champion_model = mlflow.pyfunc.load_model("models:/consortia-test@champion")
+    five_rows = pd.DataFrame(np.linspace(-1, 1, 20).reshape(5, 4), columns=FEATURES)
+    probabilities = champion_model.predict(five_rows)
+    assert champion_model.metadata.get_input_schema().input_names() == FEATURES
+    assert champion_model.metadata.get_output_schema().input_names() == ["setosa", "versicolor", "virginica"]
+    assert champion_model.metadata.saved_input_example_info is not None
+    assert list(probabilities.columns) == ["setosa", "versicolor", "virginica"]
+    assert probabilities.shape == (5, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
 
 
 @pytest.mark.integration
@@ -74,9 +84,9 @@ def test_versions_list_every_registration_and_resume_reopens_a_run(tracking_uri:
     (tmp_path / "mlflow").mkdir()
     tracker = RunTracker(tracking_uri, experiment="federation-test")
     run_id = tracker.start("run-2", tags={})
-    model = ProbabilityModel(build_model(ModelSpec(n_features=4, n_classes=2, hidden=[3]))).eval()
-    one_row = pd.DataFrame([[0.0, 1.0, 2.0, 3.0]], columns=FEATURES, dtype=np.float32)
-    model_uri = tracker.log_model(model, one_row)
+    served, params = served_classifier(["0", "1"], hidden=[3])
+    one_row = pd.DataFrame([[0.0, 1.0, 2.0, 3.0]], columns=FEATURES)
+    model_uri = tracker.log_model(served, params, one_row)
     registry = ModelRegistry(tracking_uri)
     first = registry.register(model_uri, "consortia-test", tags={})
     second = registry.register(model_uri, "consortia-test", tags={"note": "again"})
@@ -96,6 +106,6 @@ def test_versions_list_every_registration_and_resume_reopens_a_run(tracking_uri:
     assert registry.versions("no-such-model") == []
     run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
     assert (run.info.status, run.data.metrics) == ("FINISHED", {"loss": 0.25})
-    served = mlflow.pyfunc.load_model(model_uri)
-    three_rows = pd.DataFrame(np.zeros((3, 4), dtype=np.float32), columns=FEATURES)
-    assert np.asarray(served.predict(three_rows)).shape == (3, 2)
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    three_rows = pd.DataFrame(np.zeros((3, 4), dtype=np.float32), columns=FEATURES)  # float32 is taken too
+    assert loaded.predict(three_rows).shape == (3, 2)

@@ -1,8 +1,11 @@
 """Experiment tracking and the model registry on MLflow (the only MLflow importer).
 
 With the embedded default the tracking URI is ``sqlite:////abs/path/mlflow.db`` and artifacts go to the
-``artifacts`` folder next to the database. Models are logged in PyTorch's ``pt2`` format (``torch.export``,
-no pickle) with a tensor signature, so ``mlflow.pyfunc.load_model`` serves them without this package.
+``artifacts`` folder next to the database. A model is logged as an MLflow pyfunc "model from code" (no pickle
+of our objects): its weights (``.npz``) and description (``ServedModel`` JSON) are artifacts, this package's
+``components`` code travels with it, and the code ``components.ml.serving`` runs at load. Its signature names
+the feature columns (matched by name; ``double``, or ``long`` where the contract says int64) and its outputs
+(one probability column per class name, or ``prediction``), with a few example rows.
 
 Every public method raises MLflow's errors as Consortia's, naming the edge (``tracking`` or ``registry``):
 ``EdgeUnavailable`` for a server that is down, busy or unreachable (MLflow error codes
@@ -23,20 +26,21 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import functools  # noqa: E402
 import inspect  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Mapping  # noqa: E402
+from importlib.metadata import version as installed_version  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import mlflow  # noqa: E402
-import mlflow.pytorch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.exceptions import InvalidUrlException, MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
+from mlflow.models import Model, ModelSignature  # noqa: E402
 from mlflow.protos.databricks_pb2 import (  # noqa: E402
     ABORTED,
     DEADLINE_EXCEEDED,
@@ -48,11 +52,39 @@ from mlflow.protos.databricks_pb2 import (  # noqa: E402
     TEMPORARILY_UNAVAILABLE,
     ErrorCode,
 )
+from mlflow.types import ColSpec, Schema  # noqa: E402
 
 from components.core.errors import ConsortiaError, EdgeFailure, EdgeUnavailable  # noqa: E402
-from components.core.ports import RegisteredVersion  # noqa: E402  (re-exported: app.queries imports it here)
+from components.core.params import Params  # noqa: E402
+from components.core.ports import RegisteredVersion, ServedModel  # noqa: E402  (RegisteredVersion: app.queries)
 
 _SQLITE_PREFIX = "sqlite:///"
+
+# The served model's code (MLflow "models from code"): copied into the model, run at load. Its artifacts
+# are the two files ``RunTracker.log_model`` writes; ``components.ml.serving`` does the rest.
+_PYFUNC_CODE = '''"""Consortia's served model: the federation's final model on a frame of named feature columns."""
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from components.ml.serving import ServedPredictor
+
+
+class ConsortiaModel(PythonModel):
+    def load_context(self, context):
+        self.predictor = ServedPredictor.load(context.artifacts["served_model"], context.artifacts["weights"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.predictor.predict(frame)
+
+
+mlflow.models.set_model(ConsortiaModel())
+'''
+_COMPONENTS = Path(__file__).resolve().parents[1]  # the ``components`` package, shipped with every model
+_SERVING_REQUIREMENTS = ("torch", "numpy", "pandas", "pydantic")
+_ARTIFACT_FILES = {"served_model": "served_model.json", "weights": "weights.npz"}  # pyfunc artifact -> file
 
 # MLflow error codes of faults a retry may cure; every other code is permanent.
 _TRANSIENT_CODES = frozenset(
@@ -177,29 +209,46 @@ class RunTracker:
     def log_json(self, obj: dict[str, Any], artifact_file: str) -> None:
         self._client.log_dict(self._active_run_id(), obj, artifact_file)
 
-    def log_model(self, module: torch.nn.Module, example: pd.DataFrame, name: str = "model") -> str:
-        """Log ``module`` (whose forward returns class probabilities); returns a URI pyfunc can load.
+    def log_model(self, served: ServedModel, params: Params, example: pd.DataFrame, name: str = "model") -> str:
+        """Log the model ``served`` describes with weights ``params``; returns a URI pyfunc can load.
 
-        The model is exported with ``torch.export`` from ``example`` (numeric columns, one dtype) and
-        carries a tensor signature inferred from the example and the module's output: pyfunc's predict
-        takes a DataFrame with the example's columns and dtype and returns a probability array.
+        ``example`` (a few input rows, e.g. holdout rows as read) becomes the input example. pyfunc's
+        ``predict`` takes a frame with the feature columns (by name, in any order, extra columns ignored;
+        float or small int columns, and int64 where the contract says int64) and answers a frame of one
+        probability column per class name, or one ``prediction`` column for regression.
         """
         run_id = self._active_run_id()
-        inputs = _tracing_input(example)
-        with torch.no_grad():
-            outputs = module(torch.from_numpy(inputs)).numpy()
+        inputs = _input_example(served, example)
+        signature = ModelSignature(
+            inputs=Schema([ColSpec(_column_type(served.dtype(feature)), feature) for feature in served.features]),
+            outputs=Schema([ColSpec("double", output) for output in served.outputs]),
+        )
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(experiment_id=self._experiment_id)
-        info = mlflow.pytorch.log_model(
-            module,
-            name=name,
-            run_id=run_id,
-            signature=infer_signature(inputs, outputs),
-            input_example=inputs,
-            serialization_format="pt2",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"feature_names": [str(c) for c in example.columns]},
-        )
+        search_path = list(sys.path)
+        with tempfile.TemporaryDirectory(prefix="consortia-model-") as folder:
+            files = Path(folder)
+            (files / "served_model.json").write_text(served.model_dump_json(indent=2))
+            with open(files / "weights.npz", "wb") as weights:
+                np.savez(weights, allow_pickle=False, **{key: np.asarray(value) for key, value in params.items()})
+            (files / "consortia_model.py").write_text(_PYFUNC_CODE)
+            try:
+                info = Model.log(  # mlflow.pyfunc.log_model without an active run: the run is ours, by id
+                    artifact_path=None,
+                    name=name,
+                    flavor=mlflow.pyfunc,
+                    flavor_name="pyfunc.ModelFromCode",
+                    python_model=str(files / "consortia_model.py"),
+                    artifacts={key: str(files / file) for key, file in _ARTIFACT_FILES.items()},
+                    code_paths=[str(_COMPONENTS)],
+                    signature=signature,
+                    input_example=inputs,
+                    pip_requirements=[f"{package}=={_release(package)}" for package in _SERVING_REQUIREMENTS],
+                    metadata={"feature_names": served.features, "outputs": served.outputs, "task": served.task},
+                    run_id=run_id,
+                )
+            finally:  # validating the example loads the model here, which puts its (temporary) code on sys.path
+                sys.path[:] = search_path
         return info.model_uri
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -277,14 +326,30 @@ class ModelRegistry:
         )
 
 
-def _tracing_input(example: pd.DataFrame) -> np.ndarray:
-    """The example as one writable numeric array with at least two rows (so the batch size stays dynamic)."""
-    if example.empty:
-        raise ValueError("log_model needs an example with at least one row and one column")
-    inputs = np.array(example.to_numpy(), copy=True)
-    if not np.issubdtype(inputs.dtype, np.number):
-        raise ValueError(f"example columns must share one numeric dtype, got {sorted(set(map(str, example.dtypes)))}")
-    return inputs if len(inputs) > 1 else np.concatenate([inputs, inputs])
+def _input_example(served: ServedModel, example: pd.DataFrame) -> pd.DataFrame:
+    """The example's feature columns (named, numeric, at least one row), in the served order."""
+    missing = [name for name in served.features if name not in example.columns]
+    if example.empty or missing:
+        raise ValueError(f"log_model needs an example with at least one row of the feature columns, lacking {missing}")
+    inputs = example[served.features].copy()
+    not_numeric = [name for name, dtype in inputs.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
+    if not_numeric:
+        raise ValueError(f"example feature columns must be numeric: {not_numeric}")
+    return inputs
+
+
+def _column_type(dtype: str) -> str:
+    """The signature's type of a feature column: ``long`` for the contract's integer columns, else ``double``.
+
+    MLflow accepts float32, float64 and small ints for ``double``, but int64 (beyond 0/1 values) only for
+    ``long``: so a frame read from a CSV that follows the contract is taken as it is.
+    """
+    return "long" if dtype.startswith(("int", "uint")) else "double"
+
+
+def _release(package: str) -> str:
+    """The installed version of ``package``, without a local tag (``2.13.0+cpu`` -> ``2.13.0``)."""
+    return installed_version(package).split("+")[0]
 
 
 def _logged_model_id(model_uri: str) -> str | None:

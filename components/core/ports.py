@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from components.core.params import Params
+from components.core.tasks import TaskKind, is_classification
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,45 @@ class RegisteredVersion(BaseModel):
     aliases: list[str] = Field(default_factory=list)
 
 
+class ServedModel(BaseModel):
+    """What the registry serves: which model to build, the columns it reads and what it answers.
+
+    ``spec`` is the ``ModelSpec`` as JSON (``spec.model_dump(mode="json")``); the weights travel beside it.
+    A served model takes a frame with the ``features`` columns (by name, in any order; ``dtypes`` are the
+    contract's, ``float64`` where not given) and answers one probability column per class name in
+    ``classes`` (classification) or one ``prediction`` column (regression, ``classes`` empty).
+    """
+
+    spec: dict[str, Any]
+    features: list[str] = Field(min_length=1)
+    classes: list[str] = Field(default_factory=list)
+    task: TaskKind = "multiclass"
+    dtypes: dict[str, str] = Field(default_factory=dict)  # feature -> the contract's dtype (float64, int64)
+
+    @model_validator(mode="after")
+    def _columns_are_distinct(self) -> ServedModel:
+        for what, names in (("feature", self.features), ("class", self.classes)):
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(f"repeated {what} names: {repeated}")
+        if is_classification(self.task) and len(self.classes) < 2:
+            raise ValueError(f"a {self.task} model needs at least two class names, got {self.classes}")
+        if not is_classification(self.task) and self.classes:
+            raise ValueError(f"a regression model has no classes, got {self.classes}")
+        unknown = sorted(set(self.dtypes) - set(self.features))
+        if unknown:
+            raise ValueError(f"dtypes of columns that are not features: {unknown}")
+        return self
+
+    def dtype(self, feature: str) -> str:
+        return self.dtypes.get(feature, "float64")
+
+    @property
+    def outputs(self) -> list[str]:
+        """The columns ``predict`` answers: the class names, or ``["prediction"]``."""
+        return list(self.classes) if is_classification(self.task) else ["prediction"]
+
+
 class TrackerPort(Protocol):
     """One experiment-tracking run at a time: params, metrics, tags, JSON artifacts and the model."""
 
@@ -93,8 +135,8 @@ class TrackerPort(Protocol):
 
     def log_json(self, obj: dict[str, Any], artifact_file: str) -> None: ...
 
-    def log_model(self, module: Any, example: Any, name: str = "model") -> str:
-        """Log a servable model (a torch module and an example frame); returns a URI the registry takes."""
+    def log_model(self, served: ServedModel, params: Params, example: Any, name: str = "model") -> str:
+        """Log a servable model (what it is, its weights, a few example input rows); returns a URI to register."""
         ...
 
     def finish(self, status: str = "FINISHED") -> None: ...

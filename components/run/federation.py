@@ -24,13 +24,16 @@ from components.core import standardization
 from components.core.config import FederationConfig, StrategyConfig
 from components.core.errors import ConfigError, ContractError
 from components.core.model_spec import ModelSpec
+from components.core.ports import ServedModel
 from components.core.protocol import Kind
 from components.core.protocol.bodies import LocalPrivacy, TrainRequest
 from components.core.secagg.vectors import vector_length
 from components.core.selection import select_parties
 from components.core.strategies import Strategy, build_strategy
+from components.core.tasks import is_classification
 from components.core.update_checks import check_layout
-from components.ml.model import ProbabilityModel, build_model, parameter_layout, set_params
+from components.ml.model import parameter_layout
+from components.ml.serving import ServedPredictor
 from components.run.directory import PartyDirectory
 from components.run.edges import RunEdges, workspace_edges
 from components.run.evaluation import Evaluator, Holdout
@@ -239,14 +242,20 @@ class FederationRun:
         final_round = self.recorder.final_round
         final = self.checkpoints.load_global(final_round)
         metrics = self.evaluator.metrics(final, final_round)
-        model = build_model(self.spec)
-        set_params(model, final)
-        example = (
-            self.evaluator.holdout.frame.head(5)
-            if self.evaluator.holdout is not None
-            else pd.DataFrame(np.zeros((1, self.spec.n_features)), columns=self.contract.features)
+        served = ServedModel(
+            spec=self.spec.model_dump(mode="json"),
+            features=list(self.contract.features),
+            classes=[str(c) for c in self.contract.classes] if is_classification(self.spec.task) else [],
+            task=self.spec.task,
+            dtypes={feature: self.contract.dtypes[feature] for feature in self.contract.features},
         )
-        model_uri = self.recorder.log_model(ProbabilityModel(model).eval(), example.astype("float32"))
+        example = (
+            self.evaluator.holdout.frame.head(5)  # the feature columns as read (float64, int64)
+            if self.evaluator.holdout is not None
+            else pd.DataFrame(np.zeros((1, len(served.features))), columns=served.features)
+        )
+        ServedPredictor(served, final).predict(example)  # fails here, not at load, if the model cannot serve
+        model_uri = self.recorder.log_model(served, final, example)
         promotion, version = self.promoter.promote(model_uri, metrics, self.run_id, self.summary.manifests)
         self.recorder.promotion(promotion, RoundMetrics(**metrics), version)
         return promotion

@@ -18,7 +18,7 @@ from components.adapters.workspace import Workspace
 from components.core.config import FederationConfig
 from components.core.contract import Contract
 from components.core.params import Params
-from components.core.ports import MetadataPort, StorePort, TrackerPort
+from components.core.ports import MetadataPort, ServedModel, StorePort, TrackerPort
 from components.run.records import Contributions, ReputationChange, Rewards, ValidationResult
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 
@@ -188,8 +188,9 @@ class RunRecorder:
         )
         self.save()
 
-    def log_model(self, module: Any, example: Any) -> str:
-        return self.tracker.log_model(module, example)
+    def log_model(self, served: ServedModel, params: Params, example: Any) -> str:
+        """Log the final model as the registry will serve it; returns the URI to register."""
+        return self.tracker.log_model(served, params, example)
 
     def promotion(self, promotion: Promotion, final_metrics: RoundMetrics, registered_version: int) -> None:
         self.summary.final_metrics = final_metrics

@@ -2,8 +2,8 @@
 
 Like the MLflow adapter, the tracker flattens nested params to dotted string keys and refuses to change a
 param's value, keeps every metric per step, stringifies tags, keeps JSON artifacts as their JSON round trip
-and keeps a logged model's state (``module.state_dict()``, copied to numpy arrays). ``log_model`` returns a
-``memory:/models/<n>`` URI that ``MemoryRegistry.register`` takes.
+and keeps a logged model: what is served (``ServedModel``) and its weights, copied to numpy arrays.
+``log_model`` returns a ``memory:/models/<n>`` URI that ``MemoryRegistry.register`` takes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from components.core.errors import EdgeFailure
-from components.core.ports import RegisteredVersion
+from components.core.params import Params
+from components.core.ports import RegisteredVersion, ServedModel
 from components.twins.faults import FaultInjection, injectable
 
 MODEL_URI_PREFIX = "memory:/models/"
@@ -39,13 +40,14 @@ class TrackedRun:
 
 @dataclass
 class LoggedModel:
-    """A logged model: the module's state as numpy arrays, the example's columns and the run it belongs to."""
+    """A logged model: what is served, its weights (numpy copies), its feature columns and the run it belongs to."""
 
     uri: str
     name: str
     run_id: str
-    state: dict[str, Any]
+    state: dict[str, Any]  # parameter name -> array
     feature_names: list[str]
+    served: ServedModel | None = None
 
 
 class MemoryTracker(FaultInjection):
@@ -121,18 +123,29 @@ class MemoryTracker(FaultInjection):
         self.run.artifacts[artifact_file] = json.loads(json.dumps(obj))  # TypeError when not JSON, like MLflow
 
     @injectable
-    def log_model(self, module: Any, example: Any, name: str = "model") -> str:
-        """Keep ``module.state_dict()`` (any object with one) as numpy copies; returns ``memory:/models/<n>``."""
+    def log_model(self, served: ServedModel, params: Params, example: Any, name: str = "model") -> str:
+        """Keep ``served`` and ``params`` (numpy copies); returns ``memory:/models/<n>``.
+
+        Like the adapter, refuses an example without a row of the named feature columns or with a non-numeric one.
+        """
         run_id = self.run.run_id
-        inputs = np.asarray(example)
-        if inputs.size == 0:
-            raise ValueError("log_model needs an example with at least one row and one column")
-        if not np.issubdtype(inputs.dtype, np.number):
-            raise ValueError(f"example columns must share one numeric dtype, got {inputs.dtype}")
+        columns = [str(c) for c in getattr(example, "columns", [])]
+        missing = [name for name in served.features if name not in columns]
+        if len(example) == 0 or missing:
+            raise ValueError(f"log_model needs an example with at least one row of the features, lacking {missing}")
+        not_numeric = [f for f in served.features if not np.issubdtype(np.asarray(example[f]).dtype, np.number)]
+        if not_numeric:
+            raise ValueError(f"example feature columns must be numeric: {not_numeric}")
         uri = f"{MODEL_URI_PREFIX}{len(self.models) + 1}"
-        state = {key: _copied(value) for key, value in module.state_dict().items()}
-        columns = [str(c) for c in getattr(example, "columns", range(inputs.shape[-1]))]
-        self.models[uri] = LoggedModel(uri=uri, name=name, run_id=run_id, state=state, feature_names=columns)
+        state = {key: _copied(value) for key, value in params.items()}
+        self.models[uri] = LoggedModel(
+            uri=uri,
+            name=name,
+            run_id=run_id,
+            state=state,
+            feature_names=list(served.features),
+            served=served.model_copy(deep=True),
+        )
         return uri
 
     @injectable
@@ -208,7 +221,9 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _copied(value: Any) -> Any:
-    """A tensor (anything with ``detach``) as a numpy copy; other values deep-copied."""
+    """An array (or a tensor: anything with ``detach``) as a numpy copy; other values deep-copied."""
     if hasattr(value, "detach"):
         return np.array(value.detach().cpu().numpy(), copy=True)
+    if isinstance(value, np.ndarray):
+        return np.array(value, copy=True)
     return copy.deepcopy(value)
