@@ -150,7 +150,7 @@ def run_parties(run: RunSummary) -> list[str]:
 
 
 def best_accuracy(run: RunSummary) -> float | None:
-    return max((row.metrics.accuracy for row in run.rounds), default=None)
+    return max((row.metrics.accuracy for row in run.rounds if row.metrics.accuracy is not None), default=None)
 
 
 _RUN_COLUMNS = [

@@ -53,7 +53,7 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
             progress.update(
                 bar,
                 completed=row.round,
-                status=(f"round {row.round}: accuracy {row.metrics.accuracy:.3f}, loss {row.metrics.loss:.3f}"),
+                status=f"round {row.round}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.metrics.present().items()),
             )
 
         try:
@@ -65,16 +65,8 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
 
 def print_summary(summary: RunSummary) -> None:
     table = Table(title=f"run {summary.run_id}")
-    for column in (
-        "round",
-        "parties",
-        "accuracy",
-        "roc_auc",
-        "loss",
-        "seconds",
-        "bytes up",
-        "bytes down",
-    ):
+    metrics = list(summary.rounds[0].metrics.present()) if summary.rounds else ["loss"]
+    for column in ("round", "parties", *metrics, "seconds", "bytes up", "bytes down"):
         table.add_column(column, justify="right")
     private = any(row.epsilon is not None for row in summary.rounds)
     if private:
@@ -83,9 +75,7 @@ def print_summary(summary: RunSummary) -> None:
         table.add_row(
             str(row.round),
             str(len(row.participants)),
-            f"{row.metrics.accuracy:.4f}",
-            f"{row.metrics.roc_auc:.4f}",
-            f"{row.metrics.loss:.4f}",
+            *(f"{getattr(row.metrics, name):.4f}" for name in metrics),
             f"{row.seconds:.2f}",
             f"{row.bytes_up:,}",
             f"{row.bytes_down:,}",
@@ -100,9 +90,10 @@ def print_summary(summary: RunSummary) -> None:
         contributions.add_row(party, f"{value:+.4f}", summary.manifests.get(party, ""))
     console.print(contributions)
     if summary.final_metrics:
-        line = f"final held-out accuracy {summary.final_metrics.accuracy:.4f}"
+        headline = "accuracy" if summary.final_metrics.accuracy is not None else "r2"
+        line = f"final held-out {headline} {getattr(summary.final_metrics, headline):.4f}"
         if summary.centralized_baseline:
-            line += f" (centralized baseline {summary.centralized_baseline.accuracy:.4f})"
+            line += f" (centralized baseline {getattr(summary.centralized_baseline, headline):.4f})"
         console.print(line)
     if summary.stopped_early:
         console.print(f"[yellow]stopped early:[/yellow] {summary.stopped_early}")

@@ -31,10 +31,10 @@ from components.core.config import (
     TrainingSpec,
     dump_yaml,
 )
-from components.core.model_spec import ModelSpec
 from components.core.partition import partition
 from components.ml.model import build_model, get_params
 from components.ml.training import evaluate, train_local
+from components.run.federation import model_spec
 from components.run.summary import RoundMetrics
 
 PARTY_NAMES = [
@@ -163,12 +163,7 @@ def centralized_baseline(layout: DemoLayout, config: FederationConfig) -> RoundM
     contract = load_contract(config.contract.name, config.contract.version)
     features, labels = split_features(layout.train_frame, contract)
     holdout_x, holdout_y = split_features(pd.read_csv(layout.holdout), contract)
-    spec = ModelSpec(
-        n_features=contract.n_features,
-        n_classes=contract.n_classes,
-        hidden=config.model.hidden,
-        seed=config.model.seed,
-    )
+    spec = model_spec(config.model, contract)
     params = standardization.fit_rows(get_params(build_model(spec)), features)
     epochs = config.rounds * config.training.local_epochs
     training = config.training.model_copy(update={"local_epochs": epochs})

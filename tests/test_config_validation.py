@@ -50,7 +50,7 @@ def mistakes(tmp_path: Path, **changes: Any) -> str:
 
 def test_the_base_config_is_valid(tmp_path):
     config = load_federation_config(write(tmp_path, federation()))
-    assert (config.strategy.name, config.valuation.method, config.promotion.metric) == ("fedavg", "loo", "accuracy")
+    assert (config.strategy.name, config.valuation.method, config.promotion.metric) == ("fedavg", "loo", None)
 
 
 def test_unknown_strategy_names_the_choices(tmp_path):
@@ -124,13 +124,14 @@ def test_exact_shapley_over_its_party_limit_is_refused_before_training(tmp_path)
     assert "valuation.options.max_parties: exact Shapley refuses rounds of more than max_parties=2" in message
 
 
+CHOICES = "choose one of [accuracy, roc_auc, loss, rmse, mae, r2]"
+
+
 def test_metrics_must_be_ones_the_run_produces(tmp_path):
     message = mistakes(tmp_path, promotion={"model_name": "m", "metric": "f1"})
-    assert "promotion.metric: 'f1' is not a metric the run produces; choose one of [accuracy, roc_auc, loss]" in message
+    assert f"promotion.metric: 'f1' is not a metric the run produces; {CHOICES}" in message
     message = mistakes(tmp_path, valuation={"method": "loo", "metric": "acc"})
-    assert (
-        "valuation.metric: 'acc' is not a metric the run produces; choose one of [accuracy, roc_auc, loss]" in message
-    )
+    assert f"valuation.metric: 'acc' is not a metric the run produces; {CHOICES}" in message
 
 
 def test_every_mistake_in_a_file_is_reported_one_line_each(tmp_path):

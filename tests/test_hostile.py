@@ -38,7 +38,7 @@ ROUNDS = 4
 FUZZ_MESSAGES = 100_000
 OVERSIZED_EVERY = 1_000  # one in 1,000 is oversized (1.5 MB each): 150 MB in all
 MAX_MESSAGE_MB = 1
-SLOW_ROUNDS = {"local_epochs": 150, "batch_size": 8, "learning_rate": 0.01, "momentum": 0.0}
+SLOW_ROUNDS = {"local_epochs": 250, "batch_size": 8, "learning_rate": 0.01, "momentum": 0.0}
 Layout = dict[str, tuple[tuple[int, ...], str]]
 Refusal = tuple[list[bytes], str]  # frames, and the error code the coordinator must refuse them with
 

@@ -14,7 +14,7 @@ import pytest
 
 from components.core.contract import Contract
 from components.core.errors import EdgeFailure, EdgeUnavailable, is_retryable
-from components.core.ports import MetadataPort, RegisteredVersion, RegistryPort, StorePort, TrackerPort
+from components.core.ports import MetadataPort, RegisteredVersion, RegistryPort, ServedModel, StorePort, TrackerPort
 from components.twins import (
     MemoryMetadata,
     MemoryRegistry,
@@ -56,29 +56,7 @@ def test_twins_import_no_edge_library():
     assert loaded.strip() == "[]"
 
 
-class FakeTensor:
-    """Just enough of a torch tensor for ``state_dict()`` duck typing."""
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = np.array(values, dtype=np.float32)
-
-    def detach(self) -> "FakeTensor":
-        return self
-
-    def cpu(self) -> "FakeTensor":
-        return self
-
-    def numpy(self) -> np.ndarray:
-        return self.values
-
-
-class FakeModule:
-    def __init__(self) -> None:
-        self.weight = FakeTensor([1.0, 2.0])
-        self.steps = 3
-
-    def state_dict(self) -> dict:
-        return {"layer.weight": self.weight, "steps": self.steps}
+SERVED = ServedModel(spec={"n_features": 2, "n_classes": 2}, features=["a", "b"], classes=["0", "1"])
 
 
 def test_tracker_records_params_metrics_tags_json_and_model():
@@ -90,10 +68,10 @@ def test_tracker_records_params_metrics_tags_json_and_model():
     tracker.log_metrics({"accuracy": 0.75}, step=2)
     tracker.set_tags({"promotion.decision": "promoted", "round": 2})
     tracker.log_json({"run_id": "run-1", "rounds": ()}, "summary.json")
-    module = FakeModule()
-    example = pd.DataFrame(np.zeros((1, 2), dtype=np.float32), columns=["a", "b"])
-    uri = tracker.log_model(module, example)
-    module.weight.values[:] = 9.0  # training goes on: the logged state must not change
+    params = {"layer.weight": np.array([1.0, 2.0], dtype=np.float32)}
+    example = pd.DataFrame(np.zeros((1, 2)), columns=["b", "a"])
+    uri = tracker.log_model(SERVED, params, example)
+    params["layer.weight"][:] = 9.0  # training goes on: the logged weights must not change
     tracker.finish("FAILED")
 
     assert run_id in tracker.runs
@@ -104,9 +82,8 @@ def test_tracker_records_params_metrics_tags_json_and_model():
     assert tracker.artifacts == {"summary.json": {"run_id": "run-1", "rounds": []}}
     assert uri == "memory:/models/1"
     logged = tracker.models[uri]
-    assert (logged.run_id, logged.name, logged.feature_names) == (run_id, "model", ["a", "b"])
+    assert (logged.run_id, logged.name, logged.feature_names, logged.served) == (run_id, "model", ["a", "b"], SERVED)
     np.testing.assert_array_equal(logged.state["layer.weight"], [1.0, 2.0])
-    assert logged.state["steps"] == 3
     assert tracker.status == "FAILED"
 
 
@@ -124,7 +101,9 @@ def test_tracker_refuses_what_mlflow_refuses():
     with pytest.raises(TypeError):
         tracker.log_json({"value": object()}, "bad.json")
     with pytest.raises(ValueError, match="at least one row"):
-        tracker.log_model(FakeModule(), pd.DataFrame())
+        tracker.log_model(SERVED, {}, pd.DataFrame())
+    with pytest.raises(ValueError, match=r"lacking \['b'\]"):
+        tracker.log_model(SERVED, {}, pd.DataFrame({"a": [1.0]}))
 
     assert not is_retryable(changed.value)
     assert tracker.params == {"rounds": "2"}
@@ -148,7 +127,7 @@ def test_resume_reopens_a_finished_run():
 def test_registry_records_versions_and_aliases_of_logged_models():
     tracker = MemoryTracker()
     run_id = tracker.start("run", tags={})
-    uri = tracker.log_model(FakeModule(), np.zeros((2, 2)))
+    uri = tracker.log_model(SERVED, {}, pd.DataFrame(np.zeros((2, 2)), columns=["a", "b"]))
     registry = MemoryRegistry(tracker)
 
     first = registry.register(uri, "consortia-test", tags={"metric.accuracy": "0.75"})

@@ -19,11 +19,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from components.core.errors import ConfigError
 from components.core.model_spec import Layer, ModelSpec, PluginRef, family_problems
 from components.core.strategies.registry import check_strategy
-from components.core.tasks import TaskKind
+from components.core.tasks import ALL_METRICS, TaskKind, default_promotion_metric, higher_is_better, metrics_of
 from components.core.valuation import valuation_problems
 from components.core.valuation.exact import ExactOptions
 
-RUN_METRICS = ("accuracy", "roc_auc", "loss")  # what the run measures each round (RoundMetrics, evaluate_global)
+RUN_METRICS = ALL_METRICS  # what a run can measure each round (RoundMetrics): its task picks a subset
 
 Location = tuple[str | int, ...]
 
@@ -41,6 +41,10 @@ def _mistakes(title: str, problems: list[tuple[Location, str]]) -> ValidationErr
     return ValidationError.from_exception_data(
         title, [InitErrorDetails(type=_mistake(message), loc=loc, input=None) for loc, message in problems]
     )
+
+
+def _run_metric_or_default(value: Any) -> Any:
+    return None if value is None else _run_metric(value)
 
 
 def _run_metric(value: Any) -> Any:
@@ -161,8 +165,9 @@ class PartyEntry(_Strict):
 
 class ValuationConfig(_Strict):
     method: str = "loo"
-    metric: Literal["loss", "accuracy", "roc_auc"] = Field(
-        default="loss", description="coalition utility: held-out log-loss reduction (smooth) or accuracy/ROC AUC"
+    metric: str = Field(
+        default="loss",
+        description="coalition utility: held-out loss reduction (log loss or MSE: smooth), or another task metric",
     )
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -204,12 +209,22 @@ class RewardConfig(_Strict):
 
 class PromotionConfig(_Strict):
     model_name: str
-    metric: Literal["accuracy", "roc_auc", "loss"] = "accuracy"
-    higher_is_better: bool = True
+    metric: str | None = Field(default=None, description="default: the task's (accuracy; r2 for regression)")
+    higher_is_better: bool | None = Field(default=None, description="default: from the metric (loss, rmse, mae: lower)")
     min_improvement: float = 0.0
     alias: str = "champion"
 
-    _metric = field_validator("metric", mode="before")(_run_metric)
+    _metric = field_validator("metric", mode="before")(_run_metric_or_default)
+
+    def resolved(self, task: TaskKind) -> PromotionConfig:
+        """This config with the task's default metric and the metric's direction filled in."""
+        metric = self.metric or default_promotion_metric(task)
+        if metric not in metrics_of(task):
+            raise ConfigError(
+                f"promotion.metric: {metric!r} is not a {task} metric; choose one of [{', '.join(metrics_of(task))}]"
+            )
+        better = higher_is_better(metric) if self.higher_is_better is None else self.higher_is_better
+        return self.model_copy(update={"metric": metric, "higher_is_better": better})
 
 
 class FederationConfig(_Strict):

@@ -7,15 +7,16 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from components.core.contract import Contract
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
 from components.core.protocol import Kind
 from components.core.protocol.bodies import EvaluateRequest, EvaluationReply, parse_body
+from components.core.tasks import metrics_of
 from components.ml.training import evaluate
 from components.run.coordinator import Coordinator
 from components.run.exchanges import require_answers
-
-METRICS = ("accuracy", "roc_auc", "loss")
+from components.run.validation import refuse_contract_mismatches
 
 
 class Holdout:
@@ -33,6 +34,7 @@ class Evaluator:
     def __init__(
         self,
         spec: ModelSpec,
+        contract: Contract,
         holdout: Holdout | None,
         coordinator: Coordinator,
         online: Callable[[], list[str]],
@@ -41,6 +43,7 @@ class Evaluator:
         min_parties: int,
     ) -> None:
         self.spec = spec
+        self.contract = contract
         self.holdout = holdout
         self.coordinator = coordinator
         self.online = online
@@ -51,11 +54,12 @@ class Evaluator:
     def metrics(self, params: Params, round_number: int) -> dict[str, float]:
         if self.holdout is not None:
             return evaluate(self.spec, params, self.holdout.features, self.holdout.labels)
-        body = EvaluateRequest(model=self.spec).model_dump()
+        body = EvaluateRequest(model=self.spec, contract_hash=self.contract.content_hash).model_dump()
         exchange = self.coordinator.exchange(
             self.online(), Kind.EVALUATE, self.run_id, round_number, body, tensors=params, timeout_s=self.timeout_s
         )
+        refuse_contract_mismatches(exchange.errors, self.contract)
         require_answers(exchange, "evaluation", self.min_parties)
         answers = [parse_body(EvaluationReply, r.envelope.body) for r in exchange.replies.values()]
         total = sum(a.num_examples for a in answers)
-        return {k: sum(a.metrics[k] * a.num_examples for a in answers) / total for k in METRICS}
+        return {k: sum(a.metrics[k] * a.num_examples for a in answers) / total for k in metrics_of(self.spec.task)}

@@ -21,7 +21,8 @@ from components.adapters.contracts import load_contract, read_dataset, split_fea
 from components.adapters.transport import read_keypair
 from components.adapters.workspace import Workspace
 from components.core import standardization
-from components.core.config import FederationConfig, StrategyConfig
+from components.core.config import FederationConfig, ModelConfig, StrategyConfig
+from components.core.contract import Contract
 from components.core.errors import ConfigError, ContractError
 from components.core.model_spec import ModelSpec
 from components.core.ports import ServedModel
@@ -52,6 +53,16 @@ def new_run_id(federation: str) -> str:
     return f"{federation}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{np.random.default_rng().integers(16**4):04x}"
 
 
+def model_spec(model: ModelConfig, contract: Contract) -> ModelSpec:
+    """What every party builds: the configured family, shaped by the contract (columns, classes, task)."""
+    if model.input_shape is None:
+        model = model.model_copy(update={"input_shape": contract.input_shape})
+    try:
+        return model.spec(contract.n_features, contract.n_classes, contract.task)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from None
+
+
 def build_run_strategy(config: StrategyConfig, fitted: list[str]) -> Strategy:
     """The configured strategy chain; every ``dp`` layer in it leaves the fitted input statistics un-noised."""
 
@@ -79,12 +90,7 @@ class FederationRun:
         self.workspace = workspace.create()
         self.run_id = run_id
         self.contract = load_contract(config.contract.name, config.contract.version)
-        self.spec = ModelSpec(
-            n_features=self.contract.n_features,
-            n_classes=self.contract.n_classes,
-            hidden=config.model.hidden,
-            seed=config.model.seed,
-        )
+        self.spec = model_spec(config.model, self.contract)
         self.layout = parameter_layout(self.spec)
         self.strategy = build_run_strategy(config.strategy, standardization.fitted_names(self.layout))
         self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
@@ -98,9 +104,12 @@ class FederationRun:
         self.coordinator.rejected.update(self.recorder.summary.rejected_messages)  # counts survive a resume
         self.coordinator.late.update(self.recorder.summary.late_messages)
         self._install_boundary_checks()
-        self.rounds = Rounds(config, self.coordinator, self.strategy, self.layout, self.checkpoints, run_id)
+        self.rounds = Rounds(
+            config, self.contract, self.coordinator, self.strategy, self.layout, self.checkpoints, run_id
+        )
         self.evaluator = Evaluator(
             self.spec,
+            self.contract,
             self._load_holdout(),
             self.coordinator,
             self.directory.await_parties,
@@ -115,7 +124,7 @@ class FederationRun:
             individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
             edges.store.reputation_of,
         )
-        self.promoter = Promoter(config.promotion, edges.registry)
+        self.promoter = Promoter(config.promotion, edges.registry, self.contract.task)
 
     def _install_boundary_checks(self) -> None:
         """Checks every message of a kind passes, whatever request it claims to answer."""
@@ -162,6 +171,7 @@ class FederationRun:
             self.coordinator,
             self.directory.await_parties(),
             self.spec,
+            self.contract,
             self.rounds.rows_validated,
             self.run_id,
             self.config.round_timeout_s,
@@ -197,7 +207,12 @@ class FederationRun:
         if privacy is not None and privacy.mode == "local":
             local = LocalPrivacy(clip_norm=privacy.clip_norm, noise_multiplier=privacy.noise_multiplier)
         request = TrainRequest(
-            model=self.spec, training=training, epsilon_after_round=epsilon_after, delta=delta, local_privacy=local
+            model=self.spec,
+            training=training,
+            epsilon_after_round=epsilon_after,
+            delta=delta,
+            local_privacy=local,
+            contract_hash=self.contract.content_hash,
         )
         result = self.rounds.train(round_number, parties, request)
         result.seconds = time.perf_counter() - started

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from components.core import standardization
+from components.core.contract import Contract
 from components.core.errors import ProtocolError
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
 from components.core.protocol import Envelope, Kind
-from components.core.protocol.bodies import ProfileReply, parse_body
+from components.core.protocol.bodies import ProfileReply, ProfileRequest, parse_body
 from components.core.update_checks import check_layout
 from components.ml.model import build_model, get_params
 from components.run.coordinator import Coordinator
 from components.run.exchanges import require_answers
+from components.run.validation import refuse_contract_mismatches
 
 
 def initial_model(
     coordinator: Coordinator,
     parties: list[str],
     spec: ModelSpec,
+    contract: Contract,
     rows_validated: dict[str, int],
     run_id: str,
     timeout_s: float,
@@ -36,7 +39,9 @@ def initial_model(
                 f"profile counts {count} rows, but {envelope.sender} validated {expected} rows this run", code="claim"
             )
 
-    exchange = coordinator.exchange(parties, Kind.PROFILE, run_id, 0, {}, timeout_s=timeout_s, check=check)
+    body = ProfileRequest(contract_hash=contract.content_hash).model_dump()
+    exchange = coordinator.exchange(parties, Kind.PROFILE, run_id, 0, body, timeout_s=timeout_s, check=check)
+    refuse_contract_mismatches(exchange.errors, contract)
     require_answers(exchange, "profiling", min_parties)
     replies = exchange.replies.values()
     count = sum(parse_body(ProfileReply, r.envelope.body).count for r in replies)

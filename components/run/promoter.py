@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from components.core.config import PromotionConfig
 from components.core.gates import promotion_gate
 from components.core.ports import RegistryPort
+from components.core.tasks import TaskKind
 from components.run.summary import Promotion
 
 
 class Promoter:
     """Registers every run's model with its lineage (run id, data manifests); the gate decides the alias."""
 
-    def __init__(self, config: PromotionConfig, registry: RegistryPort) -> None:
-        self.config = config
+    def __init__(self, config: PromotionConfig, registry: RegistryPort, task: TaskKind) -> None:
+        self.config = config.resolved(task)
         self.registry = registry
 
     def promote(

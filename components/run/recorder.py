@@ -123,7 +123,7 @@ class RunRecorder:
         self.save()
         self.tracker.log_metrics(
             {
-                **row.metrics.model_dump(),
+                **row.metrics.present(),
                 "bytes_up": row.bytes_up,
                 "bytes_down": row.bytes_down,
                 "round_seconds": row.seconds,

@@ -11,6 +11,7 @@ import math
 
 from components.adapters.checkpoints import RunCheckpoints
 from components.core.config import FederationConfig
+from components.core.contract import Contract
 from components.core.errors import ProtocolError, QuorumNotReached
 from components.core.params import Layout, Params
 from components.core.protocol import Envelope, Kind
@@ -21,6 +22,7 @@ from components.run.coordinator import Coordinator
 from components.run.exchanges import problems
 from components.run.records import RoundResult
 from components.run.secure_round import SecureRound
+from components.run.validation import refuse_contract_mismatches
 
 
 class Rounds:
@@ -29,6 +31,7 @@ class Rounds:
     def __init__(
         self,
         config: FederationConfig,
+        contract: Contract,
         coordinator: Coordinator,
         strategy: Strategy,
         layout: Layout,
@@ -36,6 +39,7 @@ class Rounds:
         run_id: str,
     ) -> None:
         self.config = config
+        self.contract = contract
         self.coordinator = coordinator
         self.strategy = strategy
         self.layout = layout
@@ -89,6 +93,7 @@ class Rounds:
             for party, reply in sorted(exchange.replies.items())
             if (answer := parse_body(UpdateReply, reply.envelope.body))
         ]
+        refuse_contract_mismatches(exchange.errors, self.contract)
         refused = problems(exchange)
         if len(updates) < self.config.min_parties:
             raise QuorumNotReached(
@@ -113,6 +118,7 @@ class Rounds:
             self.coordinator, self.run_id, round_number, self.layout, threshold, self.config.round_timeout_s
         )
         result = secure.run(parties, request.model_dump(), current)
+        refuse_contract_mismatches(result.problems, self.contract)
         if len(result.participants) < self.config.min_parties:
             raise QuorumNotReached(
                 f"round {round_number}: {len(result.participants)} masked updates, need {self.config.min_parties}"

@@ -12,9 +12,20 @@ from components.adapters.checkpoints import write_text_atomically
 
 
 class RoundMetrics(BaseModel):
-    accuracy: float
-    roc_auc: float
+    """A global model's metrics: classification fills accuracy and ROC AUC, regression rmse, mae and r2;
+    ``loss`` is log loss or mean squared error."""
+
     loss: float
+    accuracy: float | None = None
+    roc_auc: float | None = None
+    rmse: float | None = None
+    mae: float | None = None
+    r2: float | None = None
+
+    def present(self) -> dict[str, float]:
+        """The metrics this task measured, in a fixed order (accuracy, roc_auc, rmse, mae, r2, loss)."""
+        order = ("accuracy", "roc_auc", "rmse", "mae", "r2", "loss")
+        return {name: value for name in order if (value := getattr(self, name)) is not None}
 
 
 class RoundRow(BaseModel):

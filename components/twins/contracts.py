@@ -20,6 +20,8 @@ def _has_dtype(column: pd.Series, dtype: str) -> bool:
         return False
     if dtype == "int64":
         return pd.api.types.is_integer_dtype(column)
+    if dtype == "string":
+        return pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column)
     return pd.api.types.is_float_dtype(column) or pd.api.types.is_integer_dtype(column)
 
 
