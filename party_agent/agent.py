@@ -241,6 +241,8 @@ class PartyAgent:
 
     def _validate(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(ValidateRequest, request.body)
+        if asked.model is not None:  # before any training: a missing or other-version plug-in refuses here
+            parameter_layout(asked.model)
         contract = load_contract(asked.contract, asked.version)
         if contract.ref == self.contract.ref and self._own_validation is not None:
             summary = self._own_validation.result()  # same contract, same rows: the start-up check answers

@@ -154,7 +154,13 @@ class FederationRun:
         """Every party checks its own data against the contract; a violation anywhere stops the run."""
         parties = self.directory.await_parties(wait_for_all=True)
         result = validate_parties(
-            self.coordinator, parties, self.contract, self.run_id, self.config.round_timeout_s, self.config.min_parties
+            self.coordinator,
+            parties,
+            self.contract,
+            self.spec,
+            self.run_id,
+            self.config.round_timeout_s,
+            self.config.min_parties,
         )
         self.recorder.validation(result, self.contract)
         self.rounds.rows_validated = {party: s.row_count for party, s in result.summaries.items()}

@@ -49,6 +49,9 @@ class Heartbeat(_Body):
 class ValidateRequest(_Body):
     contract: str
     version: int
+    model: ModelSpec | None = Field(
+        default=None, description="the model to train: a party that cannot build it refuses"
+    )
     contract_hash: str | None = Field(
         default=None, max_length=80, description="the coordinator's Contract.content_hash; a party with another refuses"
     )
