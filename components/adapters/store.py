@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -34,7 +33,14 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from components.core.errors import ConsortiaError, EdgeFailure, EdgeUnavailable
+from components.core.errors import (
+    PERMANENT_OS_ERRORS,
+    ConsortiaError,
+    EdgeFailure,
+    EdgeUnavailable,
+    first_line,
+    raising_consortia_errors,
+)
 
 EDGE = "store"
 
@@ -150,19 +156,13 @@ _TRANSIENT_MARKERS = (
     "timeout expired",
     "timed out",
 )
+
+
 # OS errors that say the path or its permissions are wrong: retrying cannot cure them.
-_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _store_error(error: Exception) -> ConsortiaError | None:
     """Consortia's error for a SQLAlchemy (or OS) error; None for errors that are not the store's."""
     if isinstance(error, sa_exc.DBAPIError):
-        message = _first_line(error)  # "(sqlite3.OperationalError) database is locked": no SQL, no parameters
+        message = first_line(error)  # "(sqlite3.OperationalError) database is locked": no SQL, no parameters
         if error.connection_invalidated:
             return EdgeUnavailable(EDGE, f"connection lost: {message}")
         permanent = (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.NotSupportedError)
@@ -170,47 +170,17 @@ def _store_error(error: Exception) -> ConsortiaError | None:
             return EdgeUnavailable(EDGE, message)
         return EdgeFailure(EDGE, message)
     if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError):  # pool exhausted, connection dropped
-        return EdgeUnavailable(EDGE, _first_line(error))
+        return EdgeUnavailable(EDGE, first_line(error))
     if isinstance(error, sa_exc.SQLAlchemyError):  # ArgumentError (bad URL), CompileError, StatementError, ...
-        return EdgeFailure(EDGE, _first_line(error))
-    if isinstance(error, _PERMANENT_OS_ERRORS):
-        return EdgeFailure(EDGE, _first_line(error))
+        return EdgeFailure(EDGE, first_line(error))
+    if isinstance(error, PERMANENT_OS_ERRORS):
+        return EdgeFailure(EDGE, first_line(error))
     if isinstance(error, OSError):
-        return EdgeUnavailable(EDGE, _first_line(error))
+        return EdgeUnavailable(EDGE, first_line(error))
     return None
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-def _raising_consortia_errors(method: _Method) -> _Method:
-    @functools.wraps(method)
-    def translated(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except ConsortiaError:
-            raise
-        except Exception as error:
-            mapped = _store_error(error)
-            if mapped is None:
-                raise
-            raise mapped from error
-
-    return translated  # type: ignore[return-value]
-
-
-_Class = TypeVar("_Class", bound=type)
-
-
-def _store_edge(cls: _Class) -> _Class:
-    """Wrap ``__init__`` and every public method of ``cls`` so they raise only Consortia's errors."""
-    for name, member in list(vars(cls).items()):
-        if inspect.isfunction(member) and (name == "__init__" or not name.startswith("_")):
-            setattr(cls, name, _raising_consortia_errors(member))
-    return cls
-
-
-@_store_edge
+@raising_consortia_errors(_store_error)
 class FederationStore:
     """Typed reads and writes of the federation's state.
 

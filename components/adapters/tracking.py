@@ -25,14 +25,13 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import functools  # noqa: E402
-import inspect  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Mapping  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from importlib.metadata import version as installed_version  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
+from typing import Any  # noqa: E402
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
@@ -54,7 +53,13 @@ from mlflow.protos.databricks_pb2 import (  # noqa: E402
 )
 from mlflow.types import ColSpec, Schema  # noqa: E402
 
-from components.core.errors import ConsortiaError, EdgeFailure, EdgeUnavailable  # noqa: E402
+from components.core.errors import (  # noqa: E402
+    PERMANENT_OS_ERRORS,
+    ConsortiaError,
+    EdgeFailure,
+    EdgeUnavailable,
+    raising_consortia_errors,
+)
 from components.core.params import Params  # noqa: E402
 from components.core.ports import RegisteredVersion, ServedModel  # noqa: E402  (RegisteredVersion: app.queries)
 
@@ -98,10 +103,9 @@ _TRANSIENT_CODES = frozenset(
         ABORTED,
     )
 )
+
+
 # OS errors that say a path or its permissions are wrong: retrying cannot cure them.
-_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
 def _tracking_error(edge: str, error: Exception) -> ConsortiaError | None:
     """Consortia's error for an MLflow, HTTP or OS error; None for errors that are not the edge's."""
     if isinstance(error, InvalidUrlException):
@@ -109,43 +113,13 @@ def _tracking_error(edge: str, error: Exception) -> ConsortiaError | None:
     if isinstance(error, MlflowException):
         kind = EdgeUnavailable if error.error_code in _TRANSIENT_CODES else EdgeFailure
         return kind(edge, f"{error.error_code}: {error.message}")
-    if isinstance(error, _PERMANENT_OS_ERRORS):
+    if isinstance(error, PERMANENT_OS_ERRORS):
         return EdgeFailure(edge, f"{type(error).__name__}: {error}")
     if isinstance(error, OSError):  # requests' ConnectionError and Timeout are OSErrors, and so is TimeoutError
         # ... but requests' InvalidURL, MissingSchema and InvalidSchema are ValueErrors too: a bad URI stays bad
         kind = EdgeFailure if isinstance(error, ValueError) else EdgeUnavailable
         return kind(edge, f"{type(error).__name__}: {error}")
     return None
-
-
-_Class = TypeVar("_Class", bound=type)
-
-
-def _edge(name: str) -> Callable[[_Class], _Class]:
-    """Wrap ``__init__`` and every public method of a class so they raise only Consortia's errors."""
-
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def translated(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except ConsortiaError:
-                raise
-            except Exception as error:
-                mapped = _tracking_error(name, error)
-                if mapped is None:
-                    raise
-                raise mapped from error
-
-        return translated
-
-    def decorate(cls: _Class) -> _Class:
-        for attribute, member in list(vars(cls).items()):
-            if inspect.isfunction(member) and (attribute == "__init__" or not attribute.startswith("_")):
-                setattr(cls, attribute, wrap(member))
-        return cls
-
-    return decorate
 
 
 def _artifact_location(tracking_uri: str) -> str | None:
@@ -168,7 +142,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-@_edge("tracking")
+@raising_consortia_errors(functools.partial(_tracking_error, "tracking"))
 class RunTracker:
     """One MLflow run at a time in one experiment: params, metrics, tags, JSON artifacts and the model."""
 
@@ -272,7 +246,7 @@ class RunTracker:
             return self._client.get_experiment_by_name(name).experiment_id
 
 
-@_edge("registry")
+@raising_consortia_errors(functools.partial(_tracking_error, "registry"))
 class ModelRegistry:
     """Registered models, their versions and aliases (``champion``) in MLflow's registry."""
 

@@ -13,14 +13,12 @@ stays a ValueError: it is the caller's mistake, not the edge's.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dvc.config import Config
 from dvc.exceptions import DvcException, FileTransferError
@@ -28,58 +26,32 @@ from dvc.lock import LockError
 from dvc.logger import set_loggers_level
 from dvc.repo import Repo
 
-from components.core.errors import ConsortiaError, EdgeFailure, EdgeUnavailable
+from components.core.errors import (
+    PERMANENT_OS_ERRORS,
+    ConsortiaError,
+    EdgeFailure,
+    EdgeUnavailable,
+    raising_consortia_errors,
+)
 
 EDGE = "metadata"
 _REMOTE_NAME = "local"
 
+
 # OS errors that say a path or its permissions are wrong: retrying cannot cure them.
-_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
 def _metadata_error(error: Exception) -> ConsortiaError | None:
     """Consortia's error for a DVC or OS error; None for errors that are not the edge's."""
     message = f"{type(error).__name__}: {error}"
     if isinstance(error, LockError | FileTransferError):  # another DVC process holds the lock; upload failed
         return EdgeUnavailable(EDGE, message)
-    if isinstance(error, (DvcException, *_PERMANENT_OS_ERRORS)):  # DVC's FileExistsLocallyError is an OSError too
+    if isinstance(error, (DvcException, *PERMANENT_OS_ERRORS)):  # DVC's FileExistsLocallyError is an OSError too
         return EdgeFailure(EDGE, message)
     if isinstance(error, OSError):
         return EdgeUnavailable(EDGE, message)
     return None
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-def _raising_consortia_errors(method: _Method) -> _Method:
-    @functools.wraps(method)
-    def translated(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except ConsortiaError:
-            raise
-        except Exception as error:
-            mapped = _metadata_error(error)
-            if mapped is None:
-                raise
-            raise mapped from error
-
-    return translated  # type: ignore[return-value]
-
-
-_Class = TypeVar("_Class", bound=type)
-
-
-def _metadata_edge(cls: _Class) -> _Class:
-    """Wrap ``__init__`` and every public method of ``cls`` so they raise only Consortia's errors."""
-    for name, member in list(vars(cls).items()):
-        if inspect.isfunction(member) and (name == "__init__" or not name.startswith("_")):
-            setattr(cls, name, _raising_consortia_errors(member))
-    return cls
-
-
-@_metadata_edge
+@raising_consortia_errors(_metadata_error)
 class MetadataRepo:
     """A no-SCM DVC repository at ``root`` whose default remote is the folder ``remote``."""
 

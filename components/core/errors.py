@@ -19,6 +19,16 @@ naming the edge, so Prefect's retry condition decides from the error tree alone.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_Class = TypeVar("_Class", bound=type)
+ErrorMapper = Callable[[Exception], "ConsortiaError | None"]
+
+PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)  # retry cannot help
+
 
 class ConsortiaError(Exception):
     """Base of every error Consortia raises on purpose."""
@@ -86,3 +96,37 @@ class EdgeUnavailable(TransientError):
 def is_retryable(error: BaseException) -> bool:
     """True for errors a Prefect retry may cure."""
     return isinstance(error, TransientError)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (no SQL, parameters or tracebacks), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def raising_consortia_errors(mapper: ErrorMapper) -> Callable[[_Class], _Class]:
+    """Class decorator of an adapter: ``__init__`` and every public method raise only Consortia's errors,
+    ``mapper`` turning its library's exceptions into EdgeUnavailable or EdgeFailure (None: not the edge's)."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def translated(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except ConsortiaError:
+                raise
+            except Exception as error:
+                mapped = mapper(error)
+                if mapped is None:
+                    raise
+                raise mapped from error
+
+        return translated
+
+    def decorate(cls: _Class) -> _Class:
+        for name, member in list(vars(cls).items()):
+            if inspect.isfunction(member) and (name == "__init__" or not name.startswith("_")):
+                setattr(cls, name, wrap(member))
+        return cls
+
+    return decorate
