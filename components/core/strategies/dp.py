@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from opacus.accountants import RDPAccountant
 
 from components.core.errors import BudgetExceeded
 from components.core.kernels import clip_delta
@@ -46,8 +45,25 @@ class RdpAccountant:
     """Privacy spent by repeated sampled Gaussian mechanisms, as opacus's RDP accountant computes it."""
 
     def __init__(self, orders: Sequence[float] | None = None) -> None:
-        self._accountant = RDPAccountant()
-        self.orders = list(orders) if orders is not None else list(RDPAccountant.DEFAULT_ALPHAS)
+        self._orders = list(orders) if orders is not None else None
+        self._opacus: Any = None  # built on first use: importing opacus loads torch (seconds), which
+        # validating a config builds every strategy and must not wait for
+
+    @property
+    def _accountant(self) -> Any:
+        if self._opacus is None:
+            from opacus.accountants import RDPAccountant
+
+            self._opacus = RDPAccountant()
+        return self._opacus
+
+    @property
+    def orders(self) -> list[float]:
+        if self._orders is None:
+            from opacus.accountants import RDPAccountant
+
+            self._orders = list(RDPAccountant.DEFAULT_ALPHAS)
+        return self._orders
 
     def record(self, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
         for _ in range(steps):
