@@ -153,8 +153,8 @@ def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None]
         steps.update_reputation(run_id, contributions)
         steps.promote_model(run_id)
         return steps.finish_run(run_id)
-    except BaseException:
-        _record_failure(run)
+    except BaseException as error:
+        _record_failure(run, error)
         raise
     finally:
         run.close()
@@ -179,12 +179,12 @@ def scheduled_federation_flow(config_path: str, workspace: str) -> str:
     return federation_flow(config_path, str(space.root), run_id)
 
 
-def _record_failure(run: FederationRun) -> None:
-    """Mark the run failed in every store without hiding the error that stopped it."""
+def _record_failure(run: FederationRun, error: BaseException) -> None:
+    """Mark the run failed in every store, with the error that stopped it, without hiding that error."""
     if run.summary.status in ("completed", "failed"):
         return  # finish-run got as far as writing the outcome
     try:
-        run.finish("failed")
+        run.finish("failed", f"{type(error).__name__}: {error}"[:2000])
     except Exception:
         log.exception("could not record the failure of run %s", run.run_id)
 

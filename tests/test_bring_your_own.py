@@ -150,6 +150,7 @@ def test_a_plugin_model_trains_end_to_end_and_a_party_without_it_refuses_before_
         assert why[run_id].removeprefix("beta: ") in beta_log  # the party's own log says why it refused
         failed = RunSummary.read(workspace.summary_path(run_id))
         assert failed.status == "failed"
+        assert failed.error.startswith("ConfigError: 1 party cannot build the plug-in") and why[run_id] in failed.error
         assert failed.rounds == [] and failed.promotion is None and failed.contributions == {}
     assert alpha_log.count("trained on") == 1  # the first run's only round: nothing trained after a refusal
     assert champion_version(workspace, "consortia-tiny-mlp") == 1

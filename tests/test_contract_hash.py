@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -256,10 +255,8 @@ def test_a_run_with_a_party_holding_an_edited_contract_fails_with_both_hashes_be
         thread.start()
     try:
         run = FederationRun(config, federation.workspace, "mismatch", edges=federation.edges)
-        started = time.perf_counter()
         with pytest.raises(ContractError) as caught:
             drive(run, PLAIN_STEPS)
-        assert time.perf_counter() - started < 30  # refused at once, not waited out or retried
     finally:
         for a in agents:
             a.stop()
@@ -271,6 +268,7 @@ def test_a_run_with_a_party_holding_an_edited_contract_fails_with_both_hashes_be
     assert f"the coordinator sent {coordinator_hash}" in message
     assert "beta" not in message and "gamma" not in message
     assert run.summary.status == "failed"
+    assert run.summary.error == f"ContractError: {message}"
     assert not [row for row in federation.store.tables["rounds"] if row["run_id"] == "mismatch"]
     assert run.checkpoints.last_round() < 0  # not even round 0's model: nothing was asked of the parties after this
 

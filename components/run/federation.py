@@ -281,10 +281,11 @@ class FederationRun:
         self.recorder.promotion(promotion, RoundMetrics(**metrics), version)
         return promotion
 
-    def finish(self, status: str = "completed") -> Path:
-        """Write the summary everywhere it belongs, version the final model, release the parties."""
+    def finish(self, status: str = "completed", error: str | None = None) -> Path:
+        """Write the summary everywhere it belongs, version the final model, release the parties;
+        ``error`` is why a failed run stopped."""
         final = self.checkpoints.load_global(self.recorder.final_round) if status == "completed" else None
-        path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late)
+        path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late, error)
         self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
         return path
 

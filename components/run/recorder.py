@@ -205,10 +205,16 @@ class RunRecorder:
         self.save()
 
     def finish(
-        self, status: str, final_params: Params | None, rejected: Mapping[str, int], late: Mapping[str, int]
+        self,
+        status: str,
+        final_params: Params | None,
+        rejected: Mapping[str, int],
+        late: Mapping[str, int],
+        error: str | None = None,
     ) -> Path:
         """Write the summary everywhere it belongs and version the final model (completed runs only)."""
         self.summary.status = status
+        self.summary.error = error
         self.summary.finished_at = datetime.now(UTC).isoformat()
         log.info("run %s %s after %d rounds", self.run_id, status, len(self.summary.rounds))
         self.summary.rejected_messages = dict(rejected)

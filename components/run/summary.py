@@ -63,6 +63,7 @@ class ModelReward(BaseModel):
 class RunSummary(BaseModel):
     run_id: str
     status: str = "completed"
+    error: str | None = None  # why a failed run stopped (the typed error's message)
     started_at: str
     finished_at: str | None = None
     mlflow_run_id: str | None = None
