@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.model_selection import train_test_split
 
 from components.adapters.contracts import load_contract, split_features
@@ -49,7 +49,7 @@ PARTY_NAMES = [
     "iota",
     "kappa",
 ]
-Dataset = Literal["breast_cancer", "digits"]
+Dataset = Literal["breast_cancer", "digits", "diabetes"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ def demo_party_names(count: int) -> list[str]:
 def dataset_frame(name: Dataset) -> pd.DataFrame:
     """A scikit-learn dataset as a frame with the contract's column names."""
     contract = load_contract(name)
+    if name == "diabetes":  # regression: the features keep scikit-learn's names, the target is the contract's
+        frame = load_diabetes(as_frame=True).frame.rename(columns={"target": contract.target})
+        return frame[contract.columns].astype(np.float64)
     bunch = load_breast_cancer() if name == "breast_cancer" else load_digits()
     frame = pd.DataFrame(bunch.data.astype(np.float64), columns=contract.features)
     frame[contract.target] = bunch.target.astype(np.int64)
@@ -104,7 +107,8 @@ def prepare_demo(
     workspace.create()
     contract = load_contract(dataset)
     frame = dataset_frame(dataset)
-    train, holdout = train_test_split(frame, test_size=0.2, random_state=seed, stratify=frame[contract.target])
+    stratify = frame[contract.target] if contract.is_classification else None
+    train, holdout = train_test_split(frame, test_size=0.2, random_state=seed, stratify=stratify)
     coordinator_dir = workspace.root / "coordinator"
     coordinator_dir.mkdir(parents=True, exist_ok=True)
     holdout_path = coordinator_dir / "holdout.csv"

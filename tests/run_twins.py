@@ -11,13 +11,14 @@ from typing import Any
 
 from components.adapters.workspace import Workspace
 from components.core.config import FederationConfig, dump_yaml, load_federation_config
+from components.core.partition import PartitionKind
 from components.run.edges import RunEdges
 from components.twins.contracts import validate_with_schema
 from components.twins.store import MemoryStore
 from components.twins.tracking import MemoryRegistry, MemoryTracker
 from components.twins.transport import MemoryNetwork
 from components.twins.versioning import MemoryMetadata
-from flows.demo import DemoLayout, prepare_demo
+from flows.demo import Dataset, DemoLayout, prepare_demo
 from party_agent.agent import PartyAgent
 from party_agent.config import load_party_config
 
@@ -43,10 +44,30 @@ class TwinFederation:
         return self.edges.store  # type: ignore[return-value]
 
 
-def twin_federation(root: Path, parties: int = 3, rounds: int = 3, **overrides: Any) -> TwinFederation:
-    """Demo data, keys and configs under ``root`` (breast cancer, IID), with fresh twins for every edge."""
+def twin_federation(
+    root: Path,
+    parties: int = 3,
+    rounds: int = 3,
+    *,
+    dataset: Dataset = "breast_cancer",
+    partition_kind: PartitionKind = "iid",
+    alpha: float = 0.5,
+    seed: int = 0,
+    **overrides: Any,
+) -> TwinFederation:
+    """Demo data, keys and configs under ``root`` (breast cancer, IID, seed 0 unless told), with fresh twins for
+    every edge. ``overrides`` replace top-level config fields (``model``, ``strategy``, ...); ``training`` is
+    merged into the fast defaults."""
     workspace = Workspace.at(root)
-    layout = prepare_demo(workspace, parties=parties, rounds=rounds, seed=0)
+    layout = prepare_demo(
+        workspace,
+        parties=parties,
+        rounds=rounds,
+        partition_kind=partition_kind,
+        alpha=alpha,
+        seed=seed,
+        dataset=dataset,
+    )
     data = load_federation_config(layout.federation_config).model_dump(mode="json")
     data["training"].update({**FAST_TRAINING, **overrides.pop("training", {})})
     data.update({"heartbeat_timeout_s": 5, "join_timeout_s": 10, "round_timeout_s": 10, **overrides})
