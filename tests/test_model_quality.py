@@ -16,7 +16,6 @@ Measured on this machine (2 shared cores), seed 0 is what the tests run; seeds 1
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,6 @@ from components.core.config import FederationConfig, load_federation_config
 from components.ml.serving import ServedPredictor
 from components.ml.training import evaluate
 from components.run.federation import FederationRun, model_spec
-from components.run.records import Contributions, Rewards
 from flows.demo import centralized_baseline
 from flows.federation import PLAIN_STEPS, Steps, drive
 from tests.run_twins import TwinFederation, twin_federation, twin_parties
@@ -120,26 +118,6 @@ def test_a_cnn_declared_in_the_config_learns_digit_images_split_dirichlet_as_wel
     assert federated["accuracy"] > 0.95
 
 
-def _steps_noting_the_reward_model_error(noted: list[str]) -> Steps:
-    """The plain steps, but a KeyError('accuracy') from rewarding is noted and the run goes on.
-
-    ``components/run/settlement.py`` scores each party's reward model by ``evaluate(...)["accuracy"]``, which a
-    regression model does not measure, so a regression run fails at allocate-rewards. The test below asserts the
-    model's quality anyway, then reports itself as an expected failure while this is so.
-    """
-
-    def allocate_rewards(run_id: str, contributions: Contributions) -> Rewards:
-        try:
-            return PLAIN_STEPS.allocate_rewards(run_id, contributions)
-        except KeyError as error:
-            if error.args != ("accuracy",):
-                raise
-            noted.append("allocate-rewards: reward models are scored by accuracy, which regression has not")
-            return Rewards(shares={})
-
-    return replace(PLAIN_STEPS, allocate_rewards=allocate_rewards)
-
-
 def test_a_linear_model_learns_diabetes_progression_over_uneven_parties_as_well_as_central_training(tmp_path):
     started = time.perf_counter()
     federation = twin_federation(
@@ -158,8 +136,7 @@ def test_a_linear_model_learns_diabetes_progression_over_uneven_parties_as_well_
     sizes = [len(pd.read_csv(path)) for path in federation.layout.party_data.values()]
     assert min(sizes) >= 10 and max(sizes) >= 5 * min(sizes)  # uneven, yet each passes the suite's 10 rows
 
-    noted: list[str] = []
-    run, federated_seconds = _run(federation, "linear", _steps_noting_the_reward_model_error(noted))
+    run, federated_seconds = _run(federation, "linear", PLAIN_STEPS)
     summary = run.summary
     assert summary.status == "completed"
     assert [len(row.participants) for row in summary.rounds] == [4] * 10
@@ -189,5 +166,4 @@ def test_a_linear_model_learns_diabetes_progression_over_uneven_parties_as_well_
     )
     assert abs(summary.final_metrics.r2 - central.r2) <= 0.03
     assert summary.final_metrics.r2 > 0.25
-    if noted:
-        pytest.xfail("; ".join(noted))
+    assert all(reward.accuracy is None and "r2" in reward.metrics for reward in summary.model_rewards.values())

@@ -133,12 +133,11 @@ class RunRecorder:
         )
         self.store.record_round(self.run_id, row.model_dump())
         log.info(
-            "run %s round %d: %s, accuracy %.4f, loss %.4f, %.2f s",
+            "run %s round %d: %s, %s, %.2f s",
             self.run_id,
             row.round,
             ", ".join(sorted(row.participants)),
-            row.metrics.accuracy,
-            row.metrics.loss,
+            ", ".join(f"{name} {value:.4f}" for name, value in row.metrics.present().items()),
             row.seconds,
         )
 

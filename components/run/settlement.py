@@ -115,7 +115,8 @@ class Settlement:
                 continue
             params = weighted_mean([u.params for u in chosen], [u.num_examples for u in chosen])
             save_model(party, params)
-            models[party] = ModelReward(sources=sources, accuracy=self.evaluate(params)["accuracy"])
+            metrics = dict(self.evaluate(params))
+            models[party] = ModelReward(sources=sources, accuracy=metrics.get("accuracy"), metrics=metrics)
         return models
 
     def reputation(

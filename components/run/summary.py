@@ -57,7 +57,8 @@ class ModelReward(BaseModel):
     """The model a party receives: aggregated from these parties' last-round updates, and how good it is."""
 
     sources: list[str]
-    accuracy: float | None = None
+    accuracy: float | None = None  # classification
+    metrics: dict[str, float] = Field(default_factory=dict)  # every metric of the task, on the holdout
 
 
 class RunSummary(BaseModel):
