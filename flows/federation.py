@@ -24,8 +24,7 @@ from components.run.logs import log_to_file
 from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
 from components.run.summary import RoundRow
 
-_RUNS: dict[str, FederationRun] = {}
-_ROUND_HOOKS: dict[str, Callable[[RoundRow], None]] = {}
+_ROUND_HOOKS: dict[str, Callable[[RoundRow], None]] = {}  # by run id, for run_federation's progress bars
 _EDGES: dict[str, RunEdges] = {}  # edges other than the workspace's, by run id (twins, in tests)
 log = logging.getLogger(__name__)
 
@@ -50,69 +49,69 @@ def _step(name: str, retries: int = 0) -> Callable[[Callable[..., Any]], Any]:
 
 
 @_step("start-tracking", retries=2)
-def start_tracking(run_id: str) -> str:
-    return _RUNS[run_id].start_tracking()
+def start_tracking(run: FederationRun) -> str:
+    return run.start_tracking()
 
 
 @_step("validate-contracts", retries=2)
-def validate_contracts(run_id: str) -> ValidationResult:
-    return _RUNS[run_id].validate()
+def validate_contracts(run: FederationRun) -> ValidationResult:
+    return run.validate()
 
 
 @_step("initialise-model", retries=2)
-def initialise_model(run_id: str) -> int:
-    return _RUNS[run_id].initialise()
+def initialise_model(run: FederationRun) -> int:
+    return run.initialise()
 
 
 @_step("train-round", retries=2)
-def train_round(run_id: str, round_number: int) -> RoundResult:
-    return _RUNS[run_id].train_round(round_number)
+def train_round(run: FederationRun, round_number: int) -> RoundResult:
+    return run.train_round(round_number)
 
 
 @_step("evaluate-round", retries=2)
-def evaluate_round(run_id: str, trained: RoundResult) -> RoundRow:
-    return _RUNS[run_id].evaluate_round(trained)
+def evaluate_round(run: FederationRun, trained: RoundResult) -> RoundRow:
+    return run.evaluate_round(trained)
 
 
 @_step("value-contributions", retries=2)
-def value_contributions(run_id: str) -> Contributions:
-    return _RUNS[run_id].value_contributions()
+def value_contributions(run: FederationRun) -> Contributions:
+    return run.value_contributions()
 
 
 @_step("allocate-rewards", retries=2)
-def allocate_rewards(run_id: str, contributions: Contributions) -> Rewards:
-    return _RUNS[run_id].allocate_rewards(contributions)
+def allocate_rewards(run: FederationRun, contributions: Contributions) -> Rewards:
+    return run.allocate_rewards(contributions)
 
 
 @_step("update-reputation", retries=2)
-def update_reputation(run_id: str, contributions: Contributions) -> dict[str, float]:
-    return _RUNS[run_id].update_reputation(contributions)
+def update_reputation(run: FederationRun, contributions: Contributions) -> dict[str, float]:
+    return run.update_reputation(contributions)
 
 
 @_step("promote-model", retries=2)
-def promote_model(run_id: str) -> dict[str, Any]:
-    return _RUNS[run_id].promote().model_dump()
+def promote_model(run: FederationRun) -> dict[str, Any]:
+    return run.promote().model_dump()
 
 
 @_step("finish-run", retries=2)
-def finish_run(run_id: str) -> str:
-    return str(_RUNS[run_id].finish("completed"))
+def finish_run(run: FederationRun) -> str:
+    return str(run.finish("completed"))
 
 
 @dataclass(frozen=True)
 class Steps:
     """The run's steps as the loop below calls them: Prefect tasks in the flow, plain functions in unit tests."""
 
-    start_tracking: Callable[[str], str]
-    validate_contracts: Callable[[str], ValidationResult]
-    initialise_model: Callable[[str], int]
-    train_round: Callable[[str, int], RoundResult]
-    evaluate_round: Callable[[str, RoundResult], RoundRow]
-    value_contributions: Callable[[str], Contributions]
-    allocate_rewards: Callable[[str, Contributions], Rewards]
-    update_reputation: Callable[[str, Contributions], dict[str, float]]
-    promote_model: Callable[[str], dict[str, Any]]
-    finish_run: Callable[[str], str]
+    start_tracking: Callable[[FederationRun], str]
+    validate_contracts: Callable[[FederationRun], ValidationResult]
+    initialise_model: Callable[[FederationRun], int]
+    train_round: Callable[[FederationRun, int], RoundResult]
+    evaluate_round: Callable[[FederationRun, RoundResult], RoundRow]
+    value_contributions: Callable[[FederationRun], Contributions]
+    allocate_rewards: Callable[[FederationRun, Contributions], Rewards]
+    update_reputation: Callable[[FederationRun, Contributions], dict[str, float]]
+    promote_model: Callable[[FederationRun], dict[str, Any]]
+    finish_run: Callable[[FederationRun], str]
 
 
 _TASKS = (
@@ -132,33 +131,33 @@ PLAIN_STEPS = Steps(*(task.fn for task in _TASKS))  # the same steps without Pre
 
 
 def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None] | None = None) -> str:
-    """Run (or resume) ``run`` step by step; returns the path of the run summary JSON."""
-    run_id = run.run_id
-    _RUNS[run_id] = run
+    """Run (or resume) ``run`` step by step; returns the path of the run summary JSON.
+
+    Tasks get the run object itself (it never leaves this process): a Prefect runner may load this module
+    more than once, so no module-level registry of runs would be shared by the flow and its tasks."""
     try:
-        steps.start_tracking(run_id)
-        steps.validate_contracts(run_id)
-        first = steps.initialise_model(run_id)
+        steps.start_tracking(run)
+        steps.validate_contracts(run)
+        first = steps.initialise_model(run)
         for round_number in range(first, run.config.rounds + 1):
             try:
-                trained = steps.train_round(run_id, round_number)
+                trained = steps.train_round(run, round_number)
             except BudgetExceeded as error:  # a privacy budget ends training, not the run
                 run.stop_early(str(error))
                 break
-            row = steps.evaluate_round(run_id, trained)
+            row = steps.evaluate_round(run, trained)
             if on_round is not None:
                 on_round(row)
-        contributions = steps.value_contributions(run_id)
-        steps.allocate_rewards(run_id, contributions)
-        steps.update_reputation(run_id, contributions)
-        steps.promote_model(run_id)
-        return steps.finish_run(run_id)
+        contributions = steps.value_contributions(run)
+        steps.allocate_rewards(run, contributions)
+        steps.update_reputation(run, contributions)
+        steps.promote_model(run)
+        return steps.finish_run(run)
     except BaseException as error:
         _record_failure(run, error)
         raise
     finally:
         run.close()
-        _RUNS.pop(run_id, None)
 
 
 @flow(name="consortia-federation", flow_run_name="{run_id}")
