@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -105,8 +106,11 @@ class PartyAgent:
             len(self.frame),
             self.config.coordinator,
         )
+        # validate first, then say hello: a party that joined while its one worker was still validating would
+        # queue its first training request behind that and miss the round
+        self._own_validation = self._worker.submit(self._validate_own_data)
+        futures.wait([self._own_validation])
         self._say_hello(endpoint)
-        self._own_validation = self._worker.submit(self._validate_own_data)  # done before the coordinator asks
         last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
