@@ -61,7 +61,11 @@ from components.core.errors import (  # noqa: E402
     raising_consortia_errors,
 )
 from components.core.params import Params  # noqa: E402
-from components.core.ports import RegisteredVersion, ServedModel  # noqa: E402  (RegisteredVersion: app.queries)
+from components.core.ports import (  # noqa: E402  (RegisteredVersion: app.queries)
+    RegisteredVersion,
+    ServedModel,
+    flatten_params,
+)
 
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -130,18 +134,6 @@ def _artifact_location(tracking_uri: str) -> str | None:
     return (database.parent / "artifacts").as_uri()
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested dicts as dotted keys, every value as a string: ``{"a": {"b": 1}} -> {"a.b": "1"}``."""
-    flat: dict[str, str] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat
-
-
 @raising_consortia_errors(functools.partial(_tracking_error, "tracking"))
 class RunTracker:
     """One MLflow run at a time in one experiment: params, metrics, tags, JSON artifacts and the model."""
@@ -170,7 +162,7 @@ class RunTracker:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params; nested dicts become dotted keys and values are stringified."""
-        self._client.log_batch(self._active_run_id(), params=[Param(k, v) for k, v in _flatten(params).items()])
+        self._client.log_batch(self._active_run_id(), params=[Param(k, v) for k, v in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)

@@ -120,6 +120,19 @@ class ServedModel(BaseModel):
         return list(self.classes) if is_classification(self.task) else ["prediction"]
 
 
+def flatten_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts as dotted keys, every value as a string: ``{"a": {"b": 1}} -> {"a.b": "1"}`` (how
+    trackers log params)."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
 class TrackerPort(Protocol):
     """One experiment-tracking run at a time: params, metrics, tags, JSON artifacts and the model."""
 

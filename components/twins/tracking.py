@@ -18,7 +18,7 @@ import numpy as np
 
 from components.core.errors import EdgeFailure
 from components.core.params import Params
-from components.core.ports import RegisteredVersion, ServedModel
+from components.core.ports import RegisteredVersion, ServedModel, flatten_params
 from components.twins.faults import FaultInjection, injectable
 
 MODEL_URI_PREFIX = "memory:/models/"
@@ -103,7 +103,7 @@ class MemoryTracker(FaultInjection):
 
     @injectable
     def log_params(self, params: Mapping[str, Any]) -> None:
-        flat = _flatten(params)
+        flat = flatten_params(params)
         run = self.run
         changed = {k: (run.params[k], v) for k, v in flat.items() if k in run.params and run.params[k] != v}
         if changed:
@@ -206,18 +206,6 @@ class MemoryRegistry(FaultInjection):
     def _with_aliases(self, version: RegisteredVersion) -> RegisteredVersion:
         names = sorted(a for a, v in self.aliases.get(version.name, {}).items() if v == version.version)
         return version.model_copy(update={"aliases": names}, deep=True)
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested dicts as dotted keys, every value as a string (as the MLflow adapter logs params)."""
-    flat: dict[str, str] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat
 
 
 def _copied(value: Any) -> Any:
