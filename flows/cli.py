@@ -32,6 +32,30 @@ WorkspaceOption = Annotated[
 
 def _setup_logging(workspace: Workspace) -> None:
     log_to_file(workspace.coordinator_log)
+    _end_orphaned_servers(workspace)
+
+
+def _end_orphaned_servers(workspace: Workspace) -> None:
+    """End the embedded Prefect servers of this workspace whose coordinator died (SIGKILL leaves them running)."""
+    from components.adapters.orphans import end_orphaned_servers
+
+    for pid in end_orphaned_servers(workspace.prefect_home):
+        console.print(f"ended Prefect server pid {pid}: its coordinator had died without stopping it")
+
+
+def _whole_run_id(workspace: Workspace, given: str) -> str:
+    """The run id ``given`` names: itself, or the one recorded run id it is a unique prefix of."""
+    from components.adapters.store import FederationStore
+
+    known = {path.stem for path in workspace.runs.glob("*.json")}
+    if workspace.federation_db.exists() or not workspace.store_url.startswith("sqlite"):
+        known |= {row["run_id"] for row in FederationStore(workspace.store_url).run_rows()}
+    if given in known:
+        return given
+    matches = sorted(run for run in known if run.startswith(given))
+    if len(matches) > 1:
+        _fail(f"{given!r} names {len(matches)} runs ({', '.join(matches)}); give more of the id")
+    return matches[0] if matches else given
 
 
 def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rounds: int) -> Path:
@@ -103,7 +127,7 @@ def print_summary(summary: RunSummary) -> None:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}")  # messages list choices in [brackets]
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # choices in [brackets]; one line
     raise typer.Exit(code=1)
 
 
@@ -165,6 +189,12 @@ def run(
     from components.run.federation import new_run_id  # imports torch (seconds): only for a valid config
 
     chosen = run_id or new_run_id(federation.name)
+    from components.run.summary import refuse_finished
+
+    try:
+        refuse_finished(space.summary_path(chosen))
+    except ConsortiaError as error:
+        _fail(str(error))
     console.print(f"run {chosen}: waiting for {len(federation.parties)} parties on {federation.coordinator.bind}")
     try:
         path = _run_with_progress(config, space, chosen, federation.rounds)
@@ -209,14 +239,23 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue from its last finished round.")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Continue a run that stopped (e.g. the coordinator died), keeping its round numbers and MLflow run."""
+    """Continue a run that stopped (e.g. the coordinator died), keeping its round numbers and MLflow run.
+    A run that completed is final and is refused; so is a run whose coordinator is still alive."""
     from components.adapters.checkpoints import RunCheckpoints
+    from components.run.summary import refuse_finished
 
     space = Workspace.at(workspace)
     _setup_logging(space)
+    run_id = _whole_run_id(space, run_id)
     checkpoints = RunCheckpoints(space.checkpoints, run_id)
     if not checkpoints.config.exists():
         _fail(f"no checkpoints for run {run_id!r} in {space.checkpoints}")
+    try:
+        refuse_finished(space.summary_path(run_id))
+    except ConsortiaError as error:
+        _fail(str(error))
+    if checkpoints.coordinator_alive():
+        _fail(f"run {run_id} is running: its coordinator is alive (stop it first, or let it finish)")
     try:
         federation = load_federation_config(checkpoints.config)
     except ConsortiaError as error:
@@ -236,6 +275,7 @@ def rewards(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Per-round and total contributions, rewards, reward models and reputation of one run."""
+    run_id = _whole_run_id(Workspace.at(workspace), run_id)
     path = Workspace.at(workspace).summary_path(run_id)
     if not path.exists():
         _fail(f"no run summary for {run_id!r} at {path}")
@@ -298,7 +338,7 @@ def parties(workspace: WorkspaceOption = None) -> None:
 @app.command()
 def dashboard(
     workspace: WorkspaceOption = None,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port to listen on (on --address).")] = 8501,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open the read-only stakeholder dashboard (Streamlit) on this workspace's stores."""
@@ -329,33 +369,45 @@ def dashboard(
 def keys(
     name: Annotated[str, typer.Argument(help="Key name, e.g. coordinator.")] = "coordinator",
     out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.key_secret.")] = Path("keys"),
+    force: Annotated[bool, typer.Option(help="Replace an existing key pair (tell the parties).")] = False,
 ) -> None:
-    """Create a CURVE key pair; prints the public key to give to the data owners."""
+    """Create a CURVE key pair; prints the public key to give to the data owners. An existing pair is kept
+    unless --force."""
     from components.adapters.transport import read_public_key, write_keypair
 
-    public_path, secret_path = write_keypair(out, name)
+    try:
+        public_path, secret_path = write_keypair(out, name, overwrite=force)
+    except ConsortiaError as error:
+        _fail(str(error))
     console.print(f"secret key {secret_path} (keep private)\npublic key {public_path}:")
     typer.echo(read_public_key(public_path))
 
 
 @app.command()
 def runs(workspace: WorkspaceOption = None) -> None:
-    """List the runs recorded in the workspace."""
+    """List the runs recorded in the workspace, whole ids first; a run whose coordinator died is interrupted."""
+    from components.adapters.checkpoints import shown_status
     from components.adapters.store import FederationStore
 
-    store = FederationStore(Workspace.at(workspace).store_url)
+    space = Workspace.at(workspace)
+    _end_orphaned_servers(space)
+    rows = FederationStore(space.store_url).run_rows()
     table = Table(title="runs")
-    for column in ("run", "federation", "status", "started", "finished"):
+    table.add_column("run", no_wrap=True, min_width=max((len(row["run_id"]) for row in rows), default=3))
+    for column in ("federation", "status", "started", "finished"):
         table.add_column(column)
-    for row in store.run_rows():
+    statuses = [shown_status(space.checkpoints, row["run_id"], row["status"]) for row in rows]
+    for row, status in zip(rows, statuses, strict=True):
         table.add_row(
             row["run_id"],
             row["federation"],
-            row["status"],
+            status,
             str(row["started_at"])[:19],
             str(row["finished_at"] or "")[:19],
         )
     console.print(table)
+    if "interrupted" in statuses:
+        console.print("interrupted: the coordinator died; `consortia resume RUN_ID` continues from its last round")
 
 
 def _interrupt(signum: int, frame: object) -> None:

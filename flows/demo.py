@@ -113,7 +113,7 @@ def prepare_demo(
     coordinator_dir.mkdir(parents=True, exist_ok=True)
     holdout_path = coordinator_dir / "holdout.csv"
     holdout.to_csv(holdout_path, index=False)
-    _, coordinator_secret = write_keypair(coordinator_dir / "keys", "coordinator")
+    _, coordinator_secret = write_keypair(coordinator_dir / "keys", "coordinator", overwrite=True)
     coordinator_public = read_keypair(coordinator_secret).public
 
     train = train.reset_index(drop=True)
@@ -125,7 +125,7 @@ def prepare_demo(
         data_path = folder / "data" / "train.csv"
         data_path.parent.mkdir(parents=True, exist_ok=True)
         train.iloc[rows].to_csv(data_path, index=False)
-        _, secret = write_keypair(folder / "keys", name)
+        _, secret = write_keypair(folder / "keys", name, overwrite=True)
         party_yaml = {
             "name": name,
             "data": str(data_path),

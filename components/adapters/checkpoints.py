@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
+from components.core.errors import RunStateError
 from components.core.params import Params
 from components.core.strategies.base import ClientUpdate
 
@@ -44,6 +46,7 @@ class RunCheckpoints:
     """Layout of one run's checkpoint folder."""
 
     def __init__(self, root: Path, run_id: str) -> None:
+        self.run_id = run_id
         self.folder = root / run_id
 
     def global_params(self, round_number: int) -> Path:
@@ -66,6 +69,36 @@ class RunCheckpoints:
     @property
     def state(self) -> Path:
         return self.folder / "state.json"
+
+    @property
+    def lease_file(self) -> Path:
+        return self.folder / "coordinator.lock"
+
+    def _lease(self) -> FileLock:
+        return FileLock(self.lease_file, blocking=False, thread_local=False, preserve_lock_file=True)
+
+    def take_lease(self) -> FileLock:
+        """Hold the run while this process coordinates it (release the returned lock when done); the OS frees
+        the lock when the process dies, even by SIGKILL, so a dead coordinator never keeps a run."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lease = self._lease()
+        try:
+            lease.acquire()
+        except Timeout:
+            raise RunStateError(f"run {self.run_id} is being coordinated by another live process") from None
+        return lease
+
+    def coordinator_alive(self) -> bool:
+        """True while some process holds this run's lease (its coordinator is alive)."""
+        if not self.folder.exists():
+            return False
+        probe = self._lease()
+        try:
+            probe.acquire()
+        except Timeout:
+            return True
+        probe.release()
+        return False
 
     def save_round(self, round_number: int, params: Params, strategy_state: Params) -> None:
         """The round's new global model and the strategy state that produced it."""
@@ -107,3 +140,12 @@ class RunCheckpoints:
         if not self.state.exists():
             return -1
         return int(json.loads(self.state.read_text())["last_round"])
+
+
+def shown_status(root: Path, run_id: str, stored: str) -> str:
+    """A run's status as stored, except that a ``running`` run whose coordinator is gone is ``interrupted``
+    (resumable); a run with no checkpoint folder here (coordinated on another host) keeps its stored status."""
+    checkpoints = RunCheckpoints(root, run_id)
+    if stored == "running" and checkpoints.folder.exists() and not checkpoints.coordinator_alive():
+        return "interrupted"
+    return stored

@@ -36,9 +36,10 @@ from typing import Any
 
 import zmq
 import zmq.auth
+import zmq.utils.z85
 from zmq.auth.thread import ThreadAuthenticator
 
-from components.core.errors import EdgeFailure, EdgeUnavailable
+from components.core.errors import ConfigError, EdgeFailure, EdgeUnavailable
 from components.core.ports import KeyPair, Peer
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,34 @@ def new_keypair() -> KeyPair:
     return KeyPair(public=public.decode("ascii"), secret=secret.decode("ascii"))
 
 
-def write_keypair(directory: Path, name: str) -> tuple[Path, Path]:
-    """Create ``name.key`` (public) and ``name.key_secret`` (secret, mode 600) in ``directory``."""
+def keypair_paths(directory: Path, name: str) -> tuple[Path, Path]:
+    """Where ``write_keypair`` puts ``name``'s public and secret key."""
+    return directory / f"{name}.key", directory / f"{name}.key_secret"
+
+
+def write_keypair(directory: Path, name: str, overwrite: bool = False) -> tuple[Path, Path]:
+    """Create ``name.key`` (public) and ``name.key_secret`` (secret, mode 600) in ``directory``; an existing
+    pair is replaced only with ``overwrite`` (``ConfigError`` otherwise: whoever trusts its public key would
+    lose the connection)."""
+    existing = [path for path in keypair_paths(directory, name) if path.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{existing[0]} exists: keeping the key pair (pass --force to replace it)")
     directory.mkdir(parents=True, exist_ok=True)
     public_path, secret_path = zmq.auth.create_certificates(str(directory), name)
     Path(secret_path).chmod(0o600)
     return Path(public_path), Path(secret_path)
+
+
+def check_public_key(text: str, what: str = "the key") -> str:
+    """``text`` if it is a CURVE public key (40 Z85 characters, 32 bytes), else ``ConfigError`` in one line."""
+    hint = "; paste it in single quotes ('...'), so that the shell does not expand $ or !"
+    if len(text) != 40:
+        raise ConfigError(f"{what} has {len(text)} characters, a CURVE public key has 40{hint}")
+    try:
+        zmq.utils.z85.decode(text.encode("ascii"))
+    except (ValueError, KeyError, UnicodeEncodeError):
+        raise ConfigError(f"{what} is not a Z85 CURVE public key{hint}") from None
+    return text
 
 
 def read_keypair(secret_path: Path) -> KeyPair:

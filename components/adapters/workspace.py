@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_WORKSPACE = Path(".consortia")
+PREFECT_OWNER_VARIABLE = "CONSORTIA_PREFECT_OWNER"  # marks an embedded Prefect server with its coordinator's pid
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Workspace:
         """Environment that points a local (ephemeral) Prefect at this workspace; set before importing prefect."""
         return {
             "PREFECT_HOME": str(self.prefect_home),
+            PREFECT_OWNER_VARIABLE: str(os.getpid()),  # inherited by the server: tells a later command it is orphaned
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             # the local API server starts slowly on a busy machine; the default 20 s is too tight
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": os.environ.get(

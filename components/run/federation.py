@@ -45,7 +45,7 @@ from components.run.records import Contributions, Rewards, RoundResult, Validati
 from components.run.rounds import Rounds
 from components.run.secure_round import check_secure_reply
 from components.run.settlement import Settlement, individual_updates_withheld
-from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
+from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary, refuse_finished
 from components.run.validation import validate_parties
 
 
@@ -94,6 +94,16 @@ class FederationRun:
         self.layout = parameter_layout(self.spec)
         self.strategy = build_run_strategy(config.strategy, standardization.fitted_names(self.layout))
         self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
+        refuse_finished(self.workspace.summary_path(run_id))  # before anything of the run is written
+        self.lease = self.checkpoints.take_lease()
+        try:
+            self._build(config, edges)
+        except BaseException:
+            self.lease.release()
+            raise
+
+    def _build(self, config: FederationConfig, edges: RunEdges | None) -> None:
+        run_id = self.run_id
         save_json(self.checkpoints.config, config.model_dump(mode="json"))
         edges = edges or workspace_edges(self.workspace, config.name)
         self.store = edges.store
@@ -290,5 +300,8 @@ class FederationRun:
         return path
 
     def close(self) -> None:
-        """Release the endpoint; parties are offline for this coordinator from now on."""
-        self.directory.close()
+        """Release the endpoint (parties are offline for this coordinator from now on), then the run's lease."""
+        try:
+            self.directory.close()
+        finally:
+            self.lease.release()

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from components.adapters.checkpoints import write_text_atomically
+from components.core.errors import RunStateError
 
 
 class RoundMetrics(BaseModel):
@@ -92,3 +93,12 @@ class RunSummary(BaseModel):
     @classmethod
     def read(cls, path: Path) -> RunSummary:
         return cls.model_validate(json.loads(path.read_text()))
+
+
+def refuse_finished(path: Path) -> None:
+    """Raise ``RunStateError`` if the summary at ``path`` says its run completed: that record is final."""
+    if path.exists() and (summary := RunSummary.read(path)).status == "completed":
+        raise RunStateError(
+            f"run {summary.run_id} completed at {summary.finished_at}: its record (summary, registered model,"
+            " promotion) is final and is not redone; start a new run with `consortia run`"
+        )
