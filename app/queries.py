@@ -8,6 +8,7 @@ shows up; the functions that turn loaded records into frames are pure.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import BaseModel
 
+from components.adapters.checkpoints import shown_status
 from components.adapters.store import FederationStore
 from components.adapters.workspace import Workspace
 from components.run.summary import RunSummary
@@ -36,11 +38,17 @@ class Sources(BaseModel, frozen=True):
     runs_folder: str
     store_url: str
     tracking_uri: str
+    checkpoints_folder: str = ""  # where run leases tell a live coordinator from a dead one
 
     @classmethod
     def from_environment(cls) -> Sources:
         workspace = Workspace.at()
-        return cls(runs_folder=str(workspace.runs), store_url=workspace.store_url, tracking_uri=workspace.tracking_uri)
+        return cls(
+            runs_folder=str(workspace.runs),
+            store_url=workspace.store_url,
+            tracking_uri=workspace.tracking_uri,
+            checkpoints_folder=str(workspace.checkpoints),
+        )
 
 
 # ---- loaders (cached, read-only) ----
@@ -115,7 +123,12 @@ def model_versions(tracking_uri: str, model_names: tuple[str, ...]) -> list[Regi
 
 
 def summaries(sources: Sources) -> list[RunSummary]:
-    return run_summaries(sources.runs_folder, sources.store_url)
+    """Every run, newest first; a ``running`` run whose coordinator died reads as ``interrupted`` (resumable)."""
+    runs = run_summaries(sources.runs_folder, sources.store_url)
+    if not sources.checkpoints_folder:
+        return runs
+    folder = Path(sources.checkpoints_folder)
+    return [run.model_copy(update={"status": shown_status(folder, run.run_id, run.status)}) for run in runs]
 
 
 def registered_versions(sources: Sources, runs: Iterable[RunSummary]) -> list[RegisteredVersion]:
@@ -228,6 +241,28 @@ def party_metrics_frame(run: RunSummary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["round", "party", "metric", "value"])
 
 
+def runs_covered(runs: Iterable[RunSummary]) -> str:
+    """Which runs a figure covers, e.g. "3 runs: 2 completed, 1 failed"."""
+    statuses = [run.status for run in runs]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses), key=lambda s: (-statuses.count(s), s)))
+    return f"{len(statuses)} run{'s' if len(statuses) != 1 else ''}" + (f": {counts}" if counts else "")
+
+
+def refusals_frame(runs: Iterable[RunSummary]) -> pd.DataFrame:
+    """Per run (whatever its status) and party: messages refused at the boundary, replies late, rounds refused."""
+    rows = []
+    for run in runs:
+        in_rounds = Counter(party for row in run.rounds for party in row.rejected)
+        for party in sorted({*run.rejected_messages, *run.late_messages, *in_rounds}):
+            counts = (run.rejected_messages.get(party, 0), run.late_messages.get(party, 0), in_rounds.get(party, 0))
+            if any(counts):
+                rows.append(
+                    {"run_id": run.run_id, "status": run.status, "party": party}
+                    | dict(zip(("refused", "late", "rounds_refused"), counts, strict=True))
+                )
+    return pd.DataFrame(rows, columns=["run_id", "status", "party", "refused", "late", "rounds_refused"])
+
+
 def rejections_frame(runs: Iterable[RunSummary]) -> pd.DataFrame:
     """Every message or reply the coordinator refused or missed: (run_id, round, party, reason)."""
     rows = [
@@ -253,19 +288,23 @@ def reputation_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["recorded_at", "run_id", "party", "reputation"])
 
 
-def parties_frame(rows: list[dict[str, Any]], now: datetime | None = None) -> pd.DataFrame:
-    """The store's parties: heartbeat age, online-now flag, reputation, lifetime counts, resource profile."""
+def parties_frame(rows: list[dict[str, Any]], *, run_live: bool, now: datetime | None = None) -> pd.DataFrame:
+    """The store's parties: heartbeat age, online-now flag, reputation, lifetime counts, resource profile.
+
+    A party is online now only while a run is live (a coordinator records heartbeats only then) and its last
+    heartbeat is recent; a stored ``online`` that is older (a party that left, a run that failed) shows offline."""
     now = now or datetime.now(UTC)
     records = []
     for row in rows:
         last_seen = _parse_time(row["last_seen"])
         age = (now - last_seen).total_seconds() if last_seen else None
         resources = row.get("resources") or {}
+        online = run_live and row["status"] == "online" and age is not None and age <= ONLINE_WINDOW_S
         records.append(
             {
                 "party": row["name"],
-                "status": row["status"],
-                "online_now": row["status"] == "online" and age is not None and age <= ONLINE_WINDOW_S,
+                "status": "online" if online else "offline" if row["status"] == "online" else row["status"],
+                "online_now": online,
                 "last_heartbeat": _utc_wall_time(last_seen),
                 "seconds_ago": age,
                 "reputation": row["reputation"],

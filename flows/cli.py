@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -392,22 +393,22 @@ def runs(workspace: WorkspaceOption = None) -> None:
     space = Workspace.at(workspace)
     _end_orphaned_servers(space)
     rows = FederationStore(space.store_url).run_rows()
-    table = Table(title="runs")
-    table.add_column("run", no_wrap=True, min_width=max((len(row["run_id"]) for row in rows), default=3))
-    for column in ("federation", "status", "started", "finished"):
-        table.add_column(column)
     statuses = [shown_status(space.checkpoints, row["run_id"], row["status"]) for row in rows]
+    named = all(row["run_id"].startswith(row["federation"]) for row in rows)  # default ids start with it
+    table = Table(title="runs", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", no_wrap=True, min_width=max((len(row["run_id"]) for row in rows), default=3))
+    table.add_column("status", no_wrap=True, min_width=len("interrupted"))
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True, min_width=len("took"))
+    if not named:
+        table.add_column("federation", overflow="fold")
     for row, status in zip(rows, statuses, strict=True):
-        table.add_row(
-            row["run_id"],
-            row["federation"],
-            status,
-            str(row["started_at"])[:19],
-            str(row["finished_at"] or "")[:19],
-        )
+        started, finished = row["started_at"], row["finished_at"]
+        took = f"{(finished - started).total_seconds():.0f} s" if finished else ""
+        table.add_row(row["run_id"], status, f"{started:%Y-%m-%d %H:%M}", took, *([] if named else [row["federation"]]))
     console.print(table)
     if "interrupted" in statuses:
-        console.print("interrupted: the coordinator died; `consortia resume RUN_ID` continues from its last round")
+        console.print("interrupted: the coordinator died; `consortia resume RUN_ID` continues it", soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -118,7 +118,7 @@ def test_totals_frame_splits_the_pool_and_names_reward_models():
     assert totals.loc[0, "model_from"] == "a, b" and pd.isna(totals.loc[1, "model_from"])
 
 
-def test_parties_frame_online_now_needs_a_recent_heartbeat():
+def test_parties_frame_online_now_needs_a_recent_heartbeat_to_a_running_run():
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     naive = now.replace(tzinfo=None)  # SQLite gives times back without their zone
 
@@ -128,11 +128,30 @@ def test_parties_frame_online_now_needs_a_recent_heartbeat():
 
     rows = [row("a", "online", 10), row("b", "online", 40), row("c", "offline", 5), row("d", "offline", None)]
 
-    frame = queries.parties_frame(rows, now=now)
+    frame = queries.parties_frame(rows, run_live=True, now=now)
 
     assert frame["online_now"].tolist() == [True, False, False, False]
+    assert frame["status"].tolist() == ["online", "offline", "offline", "offline"]  # b's online is 40 s stale
     assert frame["seconds_ago"].tolist()[:3] == [10.0, 40.0, 5.0]
     assert frame["cores"].tolist() == [2, 2, 2, 2]
+    # no run is running (it completed, failed, or its coordinator died): nobody is online, whatever was stored
+    after = queries.parties_frame(rows, run_live=False, now=now)
+    assert after["online_now"].tolist() == [False] * 4 and after["status"].tolist() == ["offline"] * 4
+
+
+def test_refusals_count_every_run_whatever_its_status_and_say_which_runs():
+    failed = _summary(run_id="run-flood", status="failed", rounds=[], rejected_messages={"m": 1962})
+    clean = _summary(run_id="run-clean", rounds=[_round(1, ["a"], 0.7)], late_messages={"a": 0})
+    refused = _summary()  # round 1 refused b's update
+
+    frame = queries.refusals_frame([failed, clean, refused])
+
+    assert frame.to_dict("records") == [
+        {"run_id": "run-flood", "status": "failed", "party": "m", "refused": 1962, "late": 0, "rounds_refused": 0},
+        {"run_id": "run-small", "status": "completed", "party": "b", "refused": 0, "late": 0, "rounds_refused": 1},
+    ]
+    assert queries.runs_covered([failed, clean, refused]) == "3 runs: 2 completed, 1 failed"
+    assert queries.runs_covered([]) == "0 runs"
 
 
 def test_catalog_keeps_each_partys_newest_validation():
@@ -282,9 +301,40 @@ def test_parties_page_shows_reputation_history_and_counts(small_workspace, monke
     assert parties["party"].tolist() == ["a", "b"]
     assert parties["reputation"].tolist() == [0.62, 0.48]
     assert parties["rounds_missed"].tolist() == [0, 1]
-    assert parties["online_now"].tolist() == [True, True]
+    assert parties["online_now"].tolist() == [False, False]  # the run completed: nobody sends heartbeats now
+    assert parties["status"].tolist() == ["offline", "offline"]
     assert "Reputation after each run" in _chart_titles(app)
-    assert "update norm 9.0 above 5.0" in app.dataframe[1].value["reason"].tolist()
+    assert "add up the 1 completed run(s) of 1 run: 1 completed" in _texts(app)
+    refusals = app.dataframe[1].value
+    assert refusals[["run_id", "party", "rounds_refused"]].values.tolist() == [["run-small", "b", 1]]
+    assert "update norm 9.0 above 5.0" in app.dataframe[2].value["reason"].tolist()
+
+
+def test_pages_count_failed_and_interrupted_runs_and_no_party_online_without_a_live_run(small_workspace, monkeypatch):
+    workspace = Workspace.at(small_workspace)
+    store = FederationStore(workspace.store_url)
+    flood = _summary(run_id="run-flood", status="failed", rounds=[], rejected_messages={"b": 1962})
+    flood.write(workspace.summary_path("run-flood"))
+    store.start_run("run-flood", "clinics", flood.config)
+    store.finish_run("run-flood", "failed", None, str(workspace.summary_path("run-flood")))
+    dead = _summary(run_id="run-dead", status="running", finished_at=None, started_at=datetime.now(UTC).isoformat())
+    dead.write(workspace.summary_path("run-dead"))
+    store.start_run("run-dead", "clinics", dead.config)
+    (workspace.checkpoints / "run-dead").mkdir(parents=True)  # its coordinator was killed: nobody holds the lease
+    store.mark_party("a", "online")  # a fresh heartbeat left behind by the dead coordinator
+    store.engine.dispose()
+
+    overview = _render(small_workspace, "overview", monkeypatch)
+    metrics = {metric.label: metric.value for metric in overview.metric}
+    assert metrics["Runs"] == "3" and metrics["Running now"] == "0" and metrics["Parties online now"] == "0/2"
+    statuses = dict(zip(overview.dataframe[0].value["run_id"], overview.dataframe[0].value["status"], strict=True))
+    assert statuses == {"run-dead": "interrupted", "run-flood": "failed", "run-small": "completed"}
+
+    parties = _render(small_workspace, "parties", monkeypatch)
+    assert parties.dataframe[0].value["status"].tolist() == ["offline", "offline"]
+    refusals = parties.dataframe[1].value
+    assert ["run-flood", "failed", "b", 1962] in refusals[["run_id", "status", "party", "refused"]].values.tolist()
+    assert "3 runs: 1 completed, 1 failed, 1 interrupted" in _texts(parties)
 
 
 def test_catalog_page_flags_failing_contracts(small_workspace, monkeypatch):

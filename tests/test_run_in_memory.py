@@ -8,12 +8,15 @@ import time
 import numpy as np
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from components.adapters.checkpoints import RunCheckpoints
+from components.adapters.checkpoints import RunCheckpoints, shown_status
 from components.core.config import load_federation_config
+from components.core.errors import RunStateError
 from components.run.federation import FederationRun
+from flows.cli import app as cli_app
 from flows.federation import PLAIN_STEPS, drive
-from tests.run_twins import twin_federation, twin_parties
+from tests.run_twins import fresh_edges, twin_federation, twin_parties
 
 
 def test_a_whole_federation_runs_in_one_process_over_twins(tmp_path):
@@ -104,3 +107,44 @@ def test_local_dp_noises_every_update_at_the_party_and_values_those_private_upda
             np.testing.assert_array_equal(update.params[name], start[name])
     assert run.summary.valuation_method == config.valuation.method
     assert set(run.summary.contributions) == {"alpha", "beta", "gamma"}
+
+
+def test_a_completed_run_is_final_resume_and_rerun_refuse_it_and_rewrite_nothing(tmp_path):
+    federation = twin_federation(tmp_path / "ws", parties=2, rounds=1)
+    config = load_federation_config(federation.config_path)
+    with twin_parties(federation):
+        drive(FederationRun(config, federation.workspace, "done", edges=federation.edges), PLAIN_STEPS)
+    summary_path = federation.workspace.summary_path("done")
+    record = summary_path.read_bytes()
+    frozen = RunCheckpoints(federation.workspace.checkpoints, "done").config.read_bytes()
+    model = config.promotion.model_name
+    assert [v.version for v in federation.edges.registry.versions(model)] == [1]
+
+    with pytest.raises(RunStateError, match=r"run done completed at .*: its record .* is final and is not redone"):
+        FederationRun(config, federation.workspace, "done", edges=federation.edges)
+    resumed = CliRunner().invoke(cli_app, ["resume", "done", "--workspace", str(federation.workspace.root)])
+    assert resumed.exit_code == 1
+    assert (
+        "error: run done completed at " in resumed.output and "start a new run with `consortia run`" in resumed.output
+    )
+    assert summary_path.read_bytes() == record  # status, promotion decision and version untouched
+    assert RunCheckpoints(federation.workspace.checkpoints, "done").config.read_bytes() == frozen
+    assert [v.version for v in federation.edges.registry.versions(model)] == [1]  # no second registration
+
+
+def test_a_run_is_leased_to_its_live_coordinator_and_shown_interrupted_once_it_is_gone(tmp_path):
+    federation = twin_federation(tmp_path / "ws", parties=2, rounds=1)
+    config = load_federation_config(federation.config_path)
+    root = federation.workspace.checkpoints
+    run = FederationRun(config, federation.workspace, "leased", edges=federation.edges)
+    try:
+        assert RunCheckpoints(root, "leased").coordinator_alive()
+        assert shown_status(root, "leased", "running") == "running"
+        with pytest.raises(RunStateError, match="run leased is being coordinated by another live process"):
+            FederationRun(config, federation.workspace, "leased", edges=fresh_edges(federation.network))
+    finally:
+        run.close()
+    assert not RunCheckpoints(root, "leased").coordinator_alive()
+    assert shown_status(root, "leased", "running") == "interrupted"  # the store still says running
+    assert shown_status(root, "leased", "failed") == "failed"
+    assert shown_status(root, "elsewhere", "running") == "running"  # no checkpoints here: another host's run

@@ -13,7 +13,8 @@ st.title("Overview")
 def overview() -> None:
     where = sources()
     runs = queries.summaries(where)
-    parties = queries.parties_frame(queries.party_rows(where.store_url))
+    running = [run.run_id for run in runs if run.status == "running"]
+    parties = queries.parties_frame(queries.party_rows(where.store_url), run_live=bool(running))
     if not runs:
         empty_state(NO_RUNS)
         return
@@ -21,9 +22,16 @@ def overview() -> None:
     online = parties[parties["online_now"]]
 
     runs_col, running_col, online_col, latest_col = st.columns(4)
-    runs_col.metric("Runs", len(frame))
-    running_col.metric("Running now", int((frame["status"] == "running").sum()))
-    online_col.metric("Parties online now", f"{len(online)}/{len(parties)}")
+    runs_col.metric("Runs", len(frame), help=f"Every recorded run ({queries.runs_covered(runs)})")
+    running_col.metric(
+        "Running now", len(running), help="Runs whose coordinator is alive; one that died reads interrupted"
+    )
+    online_col.metric(
+        "Parties online now",
+        f"{len(online)}/{len(parties)}",
+        help=f"Registered parties with a heartbeat in the last {queries.ONLINE_WINDOW_S:.0f} s to a running run "
+        f"({', '.join(running) or 'none running'})",
+    )
     latest = frame.iloc[0]
     latest_col.metric(
         "Latest run's best accuracy", "n/a" if pd.isna(latest.best_accuracy) else f"{latest.best_accuracy:.4f}"
@@ -47,7 +55,7 @@ def overview() -> None:
     st.subheader("Parties online now")
     if online.empty:
         empty_state(
-            f"No party has sent a heartbeat in the last {queries.ONLINE_WINDOW_S:.0f} s. "
+            f"No party has sent a heartbeat to a running run in the last {queries.ONLINE_WINDOW_S:.0f} s. "
             "Parties show up here while a run is on (`party-agent run --config party.yaml`)."
         )
     else:

@@ -11,7 +11,10 @@ st.title("Parties")
 @live
 def parties_page() -> None:
     where = sources()
-    parties = queries.parties_frame(queries.party_rows(where.store_url))
+    runs = queries.summaries(where)
+    completed = [run for run in runs if run.status == "completed"]
+    live = any(run.status == "running" for run in runs)
+    parties = queries.parties_frame(queries.party_rows(where.store_url), run_live=live)
     if parties.empty:
         empty_state("No party registered yet: a run registers its config's parties (`make demo`).")
         return
@@ -31,8 +34,10 @@ def parties_page() -> None:
         },
     )
     st.caption(
-        f"Online now: status online and a heartbeat in the last {queries.ONLINE_WINDOW_S:.0f} s. "
-        "Rounds and messages are counted over every completed run."
+        f"Online now: a heartbeat to a running run in the last {queries.ONLINE_WINDOW_S:.0f} s "
+        f"({'a run is running' if live else 'no run is running'}). Rounds joined and missed and rejected "
+        f"messages add up the {len(completed)} completed run(s) of {queries.runs_covered(runs)}; "
+        "the refusals of every run, failed ones included, are listed below."
     )
     left, right = st.columns(2)
     left.altair_chart(charts.party_bars(parties, "reputation", "Reputation now", domain=(0.0, 1.0)))
@@ -47,11 +52,17 @@ def parties_page() -> None:
         st.caption(f"Latest update after run **{history['run_id'].iloc[-1]}**.")
 
     st.subheader("Rejected messages")
-    rejected = queries.rejections_frame(queries.summaries(where))
-    if rejected.empty:
-        st.success("No message was refused and no reply was missed in any run.")
+    covered = queries.runs_covered(runs)
+    refusals = queries.refusals_frame(runs)
+    if refusals.empty:
+        st.success(f"No message was refused and no reply was missed in any of the {covered}.")
     else:
-        st.dataframe(rejected, hide_index=True)
+        st.caption(f"Messages refused at the boundary, replies late, rounds an update was refused in; {covered}.")
+        st.dataframe(refusals, hide_index=True)
+        reasons = queries.rejections_frame(runs)
+        if not reasons.empty:
+            st.caption("Why, in the rounds that finished:")
+            st.dataframe(reasons, hide_index=True)
 
 
 parties_page()

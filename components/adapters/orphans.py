@@ -9,6 +9,7 @@ command can tell an orphan (its parent is no longer its owner) from the live ser
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import psutil
@@ -38,12 +39,20 @@ def orphaned_servers(prefect_home: Path) -> list[psutil.Process]:
 def end_orphaned_servers(prefect_home: Path, timeout_s: float = 5.0) -> list[int]:
     """Terminate (then kill, after ``timeout_s``) every orphaned server of ``prefect_home``; their pids."""
     orphans = orphaned_servers(prefect_home)
-    for process in orphans:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(orphans, timeout=timeout_s)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=timeout_s)
+    for end in (psutil.Process.terminate, psutil.Process.kill):
+        alive = [process for process in orphans if not _gone(process)]
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                end(process)
+        deadline = time.monotonic() + timeout_s
+        while alive and not all(map(_gone, alive)) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return [process.pid for process in orphans]
+
+
+def _gone(process: psutil.Process) -> bool:
+    """Ended: no such process, or a zombie its new parent has not reaped (not every PID 1 reaps)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

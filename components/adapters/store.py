@@ -206,7 +206,8 @@ class FederationStore:
                 conn.execute(parties.insert().values(name=name, **values))
 
     def mark_party(self, name: str, status: str, resources: dict[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "last_seen": _now()}
+        """Set a party's status; ``last_seen`` moves only when it is seen (online), so it stays its last heartbeat."""
+        values: dict[str, Any] = {"status": status, **({"last_seen": _now()} if status == "online" else {})}
         if resources is not None:
             values["resources"] = resources
         with self.engine.begin() as conn:

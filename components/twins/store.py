@@ -84,7 +84,7 @@ class MemoryStore(FaultInjection):
         row = self._party(name)
         if row is None:
             return  # an UPDATE of no row
-        row.update(status=status, last_seen=_now())
+        row.update(status=status, **({"last_seen": _now()} if status == "online" else {}))
         if resources is not None:
             row["resources"] = _json(resources, "resources")
 
