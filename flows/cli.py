@@ -124,7 +124,10 @@ def print_summary(summary: RunSummary) -> None:
         console.print(f"[yellow]stopped early:[/yellow] {summary.stopped_early}")
     if summary.promotion:
         p = summary.promotion
-        console.print(f"promotion: [bold]{p.decision}[/bold] {p.model_name} v{p.version} @{p.alias}: {p.reason}")
+        console.print(
+            f"promotion: [bold]{p.decision}[/bold]: registered {p.model_name} v{p.version}, "
+            f"@{p.alias} is v{p.champion_version}: {p.reason}"
+        )
 
 
 def _fail(message: str) -> None:

@@ -226,7 +226,9 @@ def small_workspace(tmp_path: Path) -> Path:
         valuation_method="tmc_shapley",
         rewards={"a": 60.0, "b": 40.0},
         reputation={"a": 0.62, "b": 0.48},
-        promotion=Promotion(decision="promoted", reason="no current champion", model_name="clinics-model", version=1),
+        promotion=Promotion(
+            decision="promoted", reason="no current champion", model_name="clinics-model", version=1, champion_version=1
+        ),
         validation={p: {"success": True, "row_count": 10, "outcomes": []} for p in ("a", "b")},
         manifests={"a": "dvc-hash-a", "b": "dvc-hash-b"},
     )
@@ -279,7 +281,7 @@ def test_run_page_shows_rounds_privacy_refusals_and_promotion(small_workspace, m
 
     texts = _texts(app)
     assert "run-small" in texts and "1 update(s) refused or missing in this run" in texts
-    assert "**promoted**: clinics-model v1 @champion. no current champion" in texts
+    assert "**promoted**: registered clinics-model v1, @champion is v1. no current champion" in texts
     assert {"Global accuracy and ROC AUC", "Participants per round", "Privacy: epsilon"} <= set(_chart_titles(app))
     rounds = next(df.value for df in app.dataframe if "accuracy" in df.value.columns)
     assert rounds["accuracy"].tolist() == [0.70, 0.80] and rounds["participants"].tolist() == [1, 2]

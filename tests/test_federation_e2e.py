@@ -88,7 +88,7 @@ def test_second_weaker_run_keeps_the_champion_and_says_why(federation):
     if summary.final_metrics.accuracy > first.final_metrics.accuracy:
         pytest.fail("the one-round candidate unexpectedly beat the two-round champion; pick another seed")
     assert summary.promotion.decision == "kept"
-    assert summary.promotion.version == 1
+    assert (summary.promotion.version, summary.promotion.champion_version) == (2, 1)  # registered, and the champion
     assert "champion kept" in summary.promotion.reason
     assert "kept" in second.stdout
 

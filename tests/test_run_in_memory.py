@@ -11,9 +11,11 @@ import yaml
 from typer.testing import CliRunner
 
 from components.adapters.checkpoints import RunCheckpoints, shown_status
-from components.core.config import load_federation_config
+from components.core.config import PromotionConfig, load_federation_config
 from components.core.errors import RunStateError
 from components.run.federation import FederationRun
+from components.run.promoter import Promoter
+from components.twins.tracking import MemoryRegistry
 from flows.cli import app as cli_app
 from flows.federation import PLAIN_STEPS, drive
 from tests.run_twins import fresh_edges, twin_federation, twin_parties
@@ -148,3 +150,20 @@ def test_a_run_is_leased_to_its_live_coordinator_and_shown_interrupted_once_it_i
     assert shown_status(root, "leased", "running") == "interrupted"  # the store still says running
     assert shown_status(root, "leased", "failed") == "failed"
     assert shown_status(root, "elsewhere", "running") == "running"  # no checkpoints here: another host's run
+
+
+def test_promotion_compares_exact_values_and_names_the_registered_and_the_champion_version():
+    registry = MemoryRegistry()  # no tracker: any model URI registers
+    promoter = Promoter(PromotionConfig(model_name="m"), registry, "binary")
+    accuracy = 18 / 19  # 0.947368421052..., not a round number
+    first, registered = promoter.promote("memory://1", {"accuracy": accuracy}, "run-1", {})
+    same, again = promoter.promote("memory://2", {"accuracy": accuracy}, "run-2", {})
+    better, third = promoter.promote("memory://3", {"accuracy": 19 / 19}, "run-3", {})
+
+    assert (first.decision, first.version, first.champion_version, registered) == ("promoted", 1, 1, 1)
+    assert float(registry.versions("m")[0].tags["metric.accuracy"]) == accuracy  # stored exactly
+    # an identical model gains exactly nothing: not "-0.0000" from a rounded champion
+    assert (same.decision, same.version, same.champion_version, again) == ("kept", 2, 1, 2)
+    assert "(gain +0.0000, needs > +0.0000)" in same.reason and same.champion_value == accuracy
+    assert (better.decision, better.version, better.champion_version, third) == ("promoted", 3, 3, 3)
+    assert registry.version_by_alias("m", "champion").version == 3

@@ -67,7 +67,9 @@ def run_page() -> None:
     else:
         p = run.promotion
         verdict = st.success if p.decision == "promoted" else st.warning
-        verdict(f"**{p.decision}**: {p.model_name} v{p.version} @{p.alias}. {p.reason}")
+        verdict(
+            f"**{p.decision}**: registered {p.model_name} v{p.version}, @{p.alias} is v{p.champion_version}. {p.reason}"
+        )
         st.caption(f"{p.metric}: candidate {_fmt(p.candidate_value)}, champion before {_fmt(p.champion_value)}")
 
     st.subheader("Data used")

@@ -21,7 +21,8 @@ class Promoter:
     def promote(
         self, model_uri: str, metrics: Mapping[str, float], run_id: str, manifests: Mapping[str, str]
     ) -> tuple[Promotion, int]:
-        """The promotion decision and the version registered for this run's model."""
+        """The promotion decision and the version registered for this run's model (registered on every run; the
+        alias moves to it only when the gate says so)."""
         cfg = self.config
         candidate = metrics[cfg.metric]
         champion = self.registry.version_by_alias(cfg.model_name, cfg.alias)
@@ -31,7 +32,7 @@ class Promoter:
             model_uri,
             cfg.model_name,
             tags={
-                f"metric.{cfg.metric}": f"{candidate:.6f}",
+                f"metric.{cfg.metric}": repr(float(candidate)),  # exact: the next run compares against it
                 "consortia.run_id": run_id,
                 **{f"manifest.{p}": h for p, h in manifests.items()},
             },
@@ -42,7 +43,8 @@ class Promoter:
             decision="promoted" if decision.promote else "kept",
             reason=decision.reason,
             model_name=cfg.model_name,
-            version=version if decision.promote else (champion.version if champion else None),
+            version=version,
+            champion_version=version if decision.promote else (champion.version if champion else None),
             alias=cfg.alias,
             metric=cfg.metric,
             candidate_value=candidate,

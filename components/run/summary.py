@@ -47,7 +47,8 @@ class Promotion(BaseModel):
     decision: str  # "promoted" | "kept"
     reason: str
     model_name: str
-    version: int | None = None
+    version: int | None = None  # the version registered for this run's model
+    champion_version: int | None = None  # the version the alias names after this decision
     alias: str = "champion"
     metric: str = "accuracy"
     candidate_value: float | None = None
