@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 from rich import box
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -71,7 +75,7 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console) as progress, _said_on(progress.console, "components.run.directory"):
         bar = progress.add_task("rounds", total=rounds, status="waiting for parties, validating contracts")
 
         def on_round(row: RoundRow) -> None:
@@ -86,6 +90,17 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
         except KeyboardInterrupt:  # typer turns it into exit code 130 without a word: say what happened
             console.print(f"[red]interrupted:[/red] run {run_id} stopped; stopping every process this command started")
             raise
+
+
+@contextlib.contextmanager
+def _said_on(screen: Console, logger: str) -> Iterator[None]:
+    """Also print ``logger``'s records (INFO and up) on ``screen`` while inside: who is awaited, who is left out."""
+    handler = RichHandler(logging.INFO, console=screen, show_time=False, show_path=False, show_level=False)
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
 
 
 def print_summary(summary: RunSummary) -> None:

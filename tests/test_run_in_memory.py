@@ -3,6 +3,7 @@ tested without sockets, servers or subprocesses. The integration tests run the s
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from components.adapters.checkpoints import RunCheckpoints, shown_status
 from components.core.config import PromotionConfig, load_federation_config
 from components.core.errors import RunStateError
+from components.run import directory
 from components.run.federation import FederationRun
 from components.run.promoter import Promoter
 from components.twins.tracking import MemoryRegistry
@@ -167,3 +169,16 @@ def test_promotion_compares_exact_values_and_names_the_registered_and_the_champi
     assert "(gain +0.0000, needs > +0.0000)" in same.reason and same.champion_value == accuracy
     assert (better.decision, better.version, better.champion_version, third) == ("promoted", 3, 3, 3)
     assert registry.version_by_alias("m", "champion").version == 3
+
+
+def test_the_coordinator_says_who_it_awaits_and_who_it_leaves_out(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(directory, "JOIN_NOTICE_S", 0.5)
+    federation = twin_federation(tmp_path / "ws", parties=3, rounds=1, min_parties=2, join_timeout_s=5)
+    config = load_federation_config(federation.config_path)
+    with caplog.at_level(logging.INFO, logger="components.run.directory"), twin_parties(federation, ["alpha", "beta"]):
+        run = FederationRun(config, federation.workspace, "two-of-three", edges=federation.edges)
+        drive(run, PLAIN_STEPS)
+    said = [record.getMessage() for record in caplog.records if record.name == "components.run.directory"]
+    assert any(line.startswith("waiting for gamma (2 of 3 parties connected), up to 1 s more") for line in said)
+    assert said[-1] == "starting with alpha, beta; left out: gamma (not connected within join_timeout_s=5 s)"
+    assert run.summary.status == "completed" and run.summary.rounds[0].participants == ["alpha", "beta"]

@@ -403,3 +403,17 @@ def test_fail_next_refuses_unknown_methods_and_non_exceptions():
         store.fail_next("_find", EdgeFailure("store", "x"))
     with pytest.raises(TypeError, match="needs an exception"):
         store.fail_next("party_rows", "boom")
+
+
+@pytest.mark.parametrize("kind", ["twin", "real"])
+def test_a_partys_last_heartbeat_stays_when_it_is_marked_offline(kind: str, tmp_path: Path):
+    from components.adapters.store import FederationStore
+
+    store = MemoryStore() if kind == "twin" else FederationStore(f"sqlite:///{tmp_path / 'federation.db'}")
+    store.upsert_party("alpha", "k" * 40)
+    store.mark_party("alpha", "online", {"cores": 2})
+    [beat] = [row["last_seen"] for row in store.party_rows()]
+    store.mark_party("alpha", "offline")  # a bye, or the run's end: not a heartbeat
+
+    [row] = store.party_rows()
+    assert beat is not None and (row["status"], row["last_seen"]) == ("offline", beat)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from components.core.config import FederationConfig
@@ -21,6 +22,7 @@ from components.run.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 _STOP = ("", "stop", {})
+JOIN_NOTICE_S = 10.0  # while waiting for the listed parties, say who is awaited this often
 
 
 class PartyDirectory:
@@ -49,15 +51,46 @@ class PartyDirectory:
     # ---- who is there ----
     def await_parties(self, wait_for_all: bool = False) -> list[str]:
         """Connected parties: every listed party (at the start, up to the join timeout) or a quorum (later)."""
-        ready = self.coordinator.wait_for_parties(
-            self.names, self.config.min_parties, self.config.join_timeout_s, wait_for_all
-        )
+        if wait_for_all:
+            ready = self._await_everyone()
+        else:
+            ready = self.coordinator.wait_for_parties(
+                self.names, self.config.min_parties, self.config.join_timeout_s, wait_for_all
+            )
         if not ready:
             raise PartyUnavailable(
                 f"fewer than {self.config.min_parties} parties connected within {self.config.join_timeout_s:.0f}s "
                 f"(listening on {self.coordinator.endpoint})"
             )
         return ready
+
+    def _await_everyone(self) -> list[str]:
+        """Wait up to the join timeout for every listed party, saying who is awaited; then who is left out."""
+        timeout = self.config.join_timeout_s
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.coordinator.wait_for_parties(self.names, len(self.names), min(remaining, JOIN_NOTICE_S), True)
+            missing = [n for n in self.names if not self.coordinator.is_connected(n)]
+            if not missing:
+                return list(self.names)
+            if (left := deadline - time.monotonic()) >= 1:
+                log.info(
+                    "waiting for %s (%d of %d parties connected), up to %.0f s more (join_timeout_s)",
+                    ", ".join(missing),
+                    len(self.names) - len(missing),
+                    len(self.names),
+                    left,
+                )
+        ready = [n for n in self.names if self.coordinator.is_connected(n)]
+        if len(ready) >= self.config.min_parties:
+            log.warning(
+                "starting with %s; left out: %s (not connected within join_timeout_s=%.0f s)",
+                ", ".join(ready),
+                ", ".join(n for n in self.names if n not in ready),
+                timeout,
+            )
+            return ready
+        return []
 
     def privacy_budget(self, parties: list[str]) -> tuple[float | None, float]:
         """The tightest epsilon budget and delta among ``parties`` (None: nobody declared a budget)."""
