@@ -39,6 +39,7 @@ from components.core.protocol.bodies import (
     Hello,
     ProfileReply,
     Resources,
+    RunEnded,
     TrainRequest,
     UpdateReply,
     ValidateRequest,
@@ -157,14 +158,18 @@ class PartyAgent:
             if time.monotonic() - self._hello_sent_at >= self.config.heartbeat_interval_s:
                 self._say_hello(endpoint)
             return
-        if envelope.kind in (Kind.WELCOME, Kind.ERROR):
-            level = logging.WARNING if envelope.kind == Kind.ERROR else logging.INFO
-            log.log(level, "coordinator says %s: %s", envelope.kind.value, envelope.body)
-            if envelope.kind == Kind.WELCOME:
-                self._send(endpoint, self._heartbeat())
+        if envelope.kind == Kind.ERROR:
+            log.warning("coordinator says error: %s", envelope.body)
+            return
+        if envelope.kind == Kind.WELCOME:
+            if envelope.body:  # an answer to register or leave
+                log.info("coordinator says welcome: %s", envelope.body)
+            else:
+                log.info("joined: the coordinator at %s accepted %s", self.config.coordinator, self.config.name)
+            self._send(endpoint, self._heartbeat())
             return
         if envelope.kind == Kind.SHUTDOWN:
-            log.info("run %s finished", envelope.run_id)
+            self._log_run_end(envelope)
             return
         if self._job is not None:
             self._send(endpoint, self._error(envelope, "busy", "a previous request is still running"))
@@ -360,6 +365,18 @@ class PartyAgent:
             resources=self._resources(),
         )
         return Envelope(kind=Kind.HEARTBEAT, sender=self.config.name, body=body.model_dump())
+
+    def _log_run_end(self, envelope: Envelope) -> None:
+        """The last line of a run in this party's log: how it ended and, when it failed, why."""
+        try:
+            ended = parse_body(RunEnded, envelope.body)
+        except ProtocolError as error:
+            log.warning("run %s ended (unreadable reason: %s)", envelope.run_id, error)
+            return
+        if ended.status == "failed":
+            log.warning("run %s failed: %s", envelope.run_id, ended.reason or "no reason given")
+        else:
+            log.info("run %s %s", envelope.run_id, ended.status or "finished")
 
     def _error(self, request: Envelope, code: str, message: str) -> Envelope:
         body = ErrorReply(code=code[:64], message=message[:2000]).model_dump()

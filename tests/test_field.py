@@ -52,9 +52,9 @@ def test_killed_party_is_dropped_and_rejoins_after_restart(tmp_path):
         killed_after = len(rounds_done(workspace, "field"))
         wait_until(lambda: len(rounds_done(workspace, "field")) >= killed_after + 2, 240, "rounds without delta")
         delta_log = workspace.logs / "party-delta.log"
-        welcomes = delta_log.read_text().count("coordinator says welcome")
+        welcomes = delta_log.read_text().count("joined: the coordinator at")
         parties.start("delta")  # a busy host may take a while to start Python; count from when it is back
-        wait_until(lambda: delta_log.read_text().count("coordinator says welcome") > welcomes, 180, "delta back")
+        wait_until(lambda: delta_log.read_text().count("joined: the coordinator at") > welcomes, 180, "delta back")
         restarted_after = len(rounds_done(workspace, "field"))
         assert coordinator.wait(timeout=300) == 0, (tmp_path / "coordinator.log").read_text()[-3000:]
     rows = rounds_done(workspace, "field")

@@ -7,19 +7,22 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from components.adapters.checkpoints import RunCheckpoints, shown_status
 from components.core.config import PromotionConfig, load_federation_config
-from components.core.errors import RunStateError
+from components.core.errors import ContractError, RunStateError
 from components.run import directory
 from components.run.federation import FederationRun
 from components.run.promoter import Promoter
 from components.twins.tracking import MemoryRegistry
 from flows.cli import app as cli_app
 from flows.federation import PLAIN_STEPS, drive
+from party_agent.config import load_party_config
+from tests.federation_helpers import wait_until
 from tests.run_twins import fresh_edges, twin_federation, twin_parties
 
 
@@ -182,3 +185,23 @@ def test_the_coordinator_says_who_it_awaits_and_who_it_leaves_out(tmp_path, capl
     assert any(line.startswith("waiting for gamma (2 of 3 parties connected), up to 1 s more") for line in said)
     assert said[-1] == "starting with alpha, beta; left out: gamma (not connected within join_timeout_s=5 s)"
     assert run.summary.status == "completed" and run.summary.rounds[0].participants == ["alpha", "beta"]
+
+
+def test_a_party_whose_data_fails_the_contract_is_told_why_the_run_stopped(tmp_path, caplog):
+    federation = twin_federation(tmp_path / "ws", parties=2, rounds=1)
+    spoiled = load_party_config(federation.layout.party_configs["beta"]).data
+    frame = pd.read_csv(spoiled)
+    frame.loc[0, "mean_radius"] = None
+    frame.to_csv(spoiled, index=False)
+    config = load_federation_config(federation.config_path)
+    with caplog.at_level(logging.INFO, logger="party_agent"), twin_parties(federation):
+        with pytest.raises(ContractError):
+            drive(FederationRun(config, federation.workspace, "spoiled", edges=federation.edges), PLAIN_STEPS)
+        wait_until(lambda: any("run spoiled" in r.getMessage() for r in caplog.records), 10, "the run's end")
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("party_agent")]
+    assert any(line.startswith("joined: the coordinator at ") for line in said) and "welcome: {}" not in str(said)
+    ends = [line for line in said if line.startswith("run spoiled")]
+    assert ends and all(
+        line.startswith("run spoiled failed: ContractError: data contract violated at beta: ") for line in ends
+    )
+    assert "expect_column_values_to_not_be_null(mean_radius)" in ends[0]

@@ -27,7 +27,7 @@ from components.core.errors import ConfigError, ContractError
 from components.core.model_spec import ModelSpec
 from components.core.ports import ServedModel
 from components.core.protocol import Kind
-from components.core.protocol.bodies import LocalPrivacy, TrainRequest
+from components.core.protocol.bodies import LocalPrivacy, RunEnded, TrainRequest
 from components.core.secagg.vectors import vector_length
 from components.core.selection import select_parties
 from components.core.strategies import Strategy, build_strategy
@@ -296,7 +296,8 @@ class FederationRun:
         ``error`` is why a failed run stopped."""
         final = self.checkpoints.load_global(self.recorder.final_round) if status == "completed" else None
         path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late, error)
-        self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
+        ended = RunEnded(status=status, reason=error[:2000] if error else None)
+        self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id, ended.model_dump())
         return path
 
     def close(self) -> None:

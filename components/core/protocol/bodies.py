@@ -115,6 +115,13 @@ class EvaluationReply(_Body):
     metrics: dict[str, float]
 
 
+class RunEnded(_Body):
+    """The body of SHUTDOWN: how the run ended and, for a failed run, why (empty from older coordinators)."""
+
+    status: str | None = Field(default=None, max_length=16)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
 class ErrorReply(_Body):
     code: str = Field(max_length=64)
     message: str = Field(max_length=2000)
