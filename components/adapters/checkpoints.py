@@ -89,8 +89,8 @@ class RunCheckpoints:
         return lease
 
     def coordinator_alive(self) -> bool:
-        """True while some process holds this run's lease (its coordinator is alive)."""
-        if not self.folder.exists():
+        """True while some process holds this run's lease (its coordinator is alive); looking creates nothing."""
+        if not self.lease_file.exists():  # never leased on this host (or by a version without leases)
             return False
         probe = self._lease()
         try:
@@ -146,6 +146,9 @@ def shown_status(root: Path, run_id: str, stored: str) -> str:
     """A run's status as stored, except that a ``running`` run whose coordinator is gone is ``interrupted``
     (resumable); a run with no checkpoint folder here (coordinated on another host) keeps its stored status."""
     checkpoints = RunCheckpoints(root, run_id)
-    if stored == "running" and checkpoints.folder.exists() and not checkpoints.coordinator_alive():
-        return "interrupted"
+    try:
+        if stored == "running" and checkpoints.folder.exists() and not checkpoints.coordinator_alive():
+            return "interrupted"
+    except OSError:  # e.g. a read-only view of the workspace: the lease cannot be probed
+        pass
     return stored
