@@ -170,6 +170,7 @@ def test_a_contract_violation_at_one_party_stops_the_run_before_any_training(tmp
     assert f"error: run violated failed: data contract violated at beta: {violation}" in printed
     beta_log = (workspace.logs / "party-beta.log").read_text()
     assert f"validated against breast_cancer@v1: FAILED ({violation})" in beta_log  # told at start-up
+    assert f"run violated failed: ContractError: data contract violated at beta: {violation}" in beta_log  # and why
     assert "validated against breast_cancer@v1: passed" in (workspace.logs / "party-alpha.log").read_text()
     summary = RunSummary.read(workspace.summary_path("violated"))
     assert summary.status == "failed" and summary.rounds == []
