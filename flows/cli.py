@@ -48,12 +48,28 @@ def _end_orphaned_servers(workspace: Workspace) -> None:
         console.print(f"ended Prefect server pid {pid}: its coordinator had died without stopping it")
 
 
+def _recorded_store(workspace: Workspace) -> str:
+    """The workspace's store URL; a friendly exit when its SQLite file does not exist yet (nothing recorded)."""
+    if _no_store_yet(workspace.store_url):
+        console.print(
+            f"nothing recorded in {workspace.root} yet: run `consortia demo` or `consortia run CONFIG` first",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=0)
+    return workspace.store_url
+
+
+def _no_store_yet(url: str) -> bool:
+    """True for a SQLite URL whose file does not exist (opening it would create it)."""
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+
+
 def _whole_run_id(workspace: Workspace, given: str) -> str:
     """The run id ``given`` names: itself, or the one recorded run id it is a unique prefix of."""
     from components.adapters.store import FederationStore
 
     known = {path.stem for path in workspace.runs.glob("*.json")}
-    if workspace.federation_db.exists() or not workspace.store_url.startswith("sqlite"):
+    if not _no_store_yet(workspace.store_url):
         known |= {row["run_id"] for row in FederationStore(workspace.store_url).run_rows()}
     if given in known:
         return given
@@ -324,7 +340,9 @@ def parties(workspace: WorkspaceOption = None) -> None:
     """Parties known to the federation store: status, last heartbeat, resources, rounds, reputation."""
     from components.adapters.store import FederationStore
 
-    store = FederationStore(Workspace.at(workspace).store_url)
+    space = Workspace.at(workspace)
+    _end_orphaned_servers(space)
+    store = FederationStore(_recorded_store(space))
     table = Table(title="parties")
     for column in (
         "party",
@@ -364,7 +382,9 @@ def dashboard(
     import subprocess
 
     entry = Path(__file__).resolve().parents[1] / "app" / "dashboard.py"
-    environment = {**os.environ, "CONSORTIA_WORKSPACE": str(Workspace.at(workspace).root)}
+    space = Workspace.at(workspace)
+    _end_orphaned_servers(space)
+    environment = {**os.environ, "CONSORTIA_WORKSPACE": str(space.root)}
     console.print(f"dashboard on http://{address}:{port}  (Ctrl-C to stop)")
     command = [
         sys.executable,
@@ -410,7 +430,7 @@ def runs(workspace: WorkspaceOption = None) -> None:
 
     space = Workspace.at(workspace)
     _end_orphaned_servers(space)
-    rows = FederationStore(space.store_url).run_rows()
+    rows = FederationStore(_recorded_store(space)).run_rows()
     statuses = [shown_status(space.checkpoints, row["run_id"], row["status"]) for row in rows]
     named = all(row["run_id"].startswith(row["federation"]) for row in rows)  # default ids start with it
     table = Table(title="runs", box=box.SIMPLE_HEAD, pad_edge=False)

@@ -129,7 +129,7 @@ def test_a_completed_run_is_final_resume_and_rerun_refuse_it_and_rewrite_nothing
 
     with pytest.raises(RunStateError, match=r"run done completed at .*: its record .* is final and is not redone"):
         FederationRun(config, federation.workspace, "done", edges=federation.edges)
-    resumed = CliRunner().invoke(cli_app, ["resume", "done", "--workspace", str(federation.workspace.root)])
+    resumed = CliRunner().invoke(cli_app, ["resume", "do", "--workspace", str(federation.workspace.root)])  # a prefix
     assert resumed.exit_code == 1
     assert (
         "error: run done completed at " in resumed.output and "start a new run with `consortia run`" in resumed.output
@@ -205,3 +205,11 @@ def test_a_party_whose_data_fails_the_contract_is_told_why_the_run_stopped(tmp_p
         line.startswith("run spoiled failed: ContractError: data contract violated at beta: ") for line in ends
     )
     assert "expect_column_values_to_not_be_null(mean_radius)" in ends[0]
+
+
+def test_runs_and_parties_on_a_workspace_with_nothing_recorded_say_so_and_create_nothing(tmp_path):
+    for command in ("runs", "parties"):
+        result = CliRunner().invoke(cli_app, [command, "--workspace", str(tmp_path / "ws")])
+        assert result.exit_code == 0, result.output
+        assert " ".join(result.output.split()).startswith(f"nothing recorded in {tmp_path / 'ws'} yet: run ")
+    assert list(tmp_path.iterdir()) == []
