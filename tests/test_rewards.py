@@ -50,7 +50,7 @@ def test_model_tiers_follow_contribution():
     # 4 eligible: a 4.0, b 2.0, c 1.0, d -1.0 (ranked a, b, c, d); x rejected
     # a: ceil(4 * 4/4) = 4 -> everyone; b: ceil(4 * 2/4) = 2 -> a, b; c: ceil(4 * 1/4) = 1 -> a, plus itself
     # d: nothing positive -> ceil(0) = 0 -> itself only; x: no model
-    tiers = model_reward_tiers({"a": 4.0, "b": 2.0, "c": 1.0, "d": -1.0, "x": 9.0}, rejected={"x"})
+    tiers = model_reward_tiers({"a": 4.0, "b": 2.0, "c": 1.0, "d": -1.0, "x": 9.0}, excluded={"x"})
     assert tiers == {"a": ["a", "b", "c", "d"], "b": ["a", "b"], "c": ["a", "c"], "d": ["d"], "x": []}
 
 

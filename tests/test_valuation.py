@@ -87,9 +87,9 @@ TOLERANCE = 0.03  # absolute, on games whose v(N) - v(empty) is about 1 to 3, af
 @pytest.mark.parametrize(
     "estimate",
     [
-        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0)),
-        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0, guide_last=False)),
-        lambda u: tmc_shapley(u, TMCOptions(min_batches=400, truncation=0)),
+        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0)).values,
+        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0, guide_last=False)).values,
+        lambda u: tmc_shapley(u, TMCOptions(min_batches=400, truncation=0)).values,
     ],
     ids=["gtg", "gtg-first-only", "tmc"],
 )
@@ -103,7 +103,7 @@ def test_monte_carlo_close_to_exact(players, v, estimate):
 
 def test_gtg_skips_a_round_that_gained_nothing():
     utility = game("abc", lambda s: 0.5 if len(s) != 1 else 0.9)  # v(N) == v(empty)
-    assert gtg_shapley(utility) == {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert gtg_shapley(utility).values == {"a": 0.0, "b": 0.0, "c": 0.0}
     assert utility.evaluations == 2
 
 
@@ -113,7 +113,7 @@ def test_truncation_saves_evaluations_on_a_saturating_game():
 
     full, truncated = game("abcdef", v), game("abcdef", v)
     gtg_shapley(full, GTGOptions(truncation=0.0, seed=1))
-    values = gtg_shapley(truncated, GTGOptions(truncation=0.05, seed=1))
+    values = gtg_shapley(truncated, GTGOptions(truncation=0.05, seed=1)).values
     assert truncated.evaluations < full.evaluations
     assert values == pytest.approx(dict.fromkeys("abcdef", 1 / 6))
 
@@ -215,6 +215,6 @@ def test_guided_first_and_last_is_unbiased_on_three_players():
     # split between b and c; drawing them at random averages out to the exact values
     v = glove("a", "bc")
     utility = game("abc", v)
-    estimate = gtg_shapley(utility, GTGOptions(truncation=0, min_cycles=1000, max_permutations=3000))
+    estimate = gtg_shapley(utility, GTGOptions(truncation=0, min_cycles=1000, max_permutations=3000)).values
     assert estimate == pytest.approx({"a": 2 / 3, "b": 1 / 6, "c": 1 / 6}, abs=0.02)
     assert utility.evaluations == 2**3  # the cache caps the cost at every coalition once

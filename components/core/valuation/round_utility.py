@@ -26,8 +26,9 @@ def round_utility(
     evaluate: Evaluate,
     workers: int = 1,
     start_utility: float | None = None,
+    full_utility: float | None = None,
 ) -> CoalitionUtility:
-    """The round's game; ``start_utility``, when the caller already knows it, is taken as v(empty)."""
+    """The round's game; ``start_utility`` and ``full_utility``, when the caller knows them, are v(empty), v(N)."""
     by_party = {u.party: u for u in updates}
     if len(by_party) != len(updates):
         raise ValueError("one update per party expected")
@@ -39,7 +40,9 @@ def round_utility(
         members = [by_party[p] for p in sorted(coalition)]
         return float(evaluate(weighted_mean([m.params for m in members], [float(m.num_examples) for m in members])))
 
-    known = None if start_utility is None else {frozenset(): start_utility}
+    known = {} if start_utility is None else {frozenset(): start_utility}
+    if full_utility is not None:
+        known[frozenset(by_party)] = full_utility
     return CoalitionUtility(by_party, value_of, workers=workers, known=known)
 
 
