@@ -86,3 +86,28 @@ def test_absent_and_rejected_party_falls():
     assert 0 <= reputation < 0.2
     with pytest.raises(ValueError):
         update_reputation(1.5, absent)
+
+
+# ---- the settlement's eligibility ----
+
+
+def test_a_party_in_no_round_gets_no_share_and_no_tier_place():
+    from types import SimpleNamespace
+
+    from components.core.config import RewardConfig
+    from components.run.records import Contributions
+    from components.run.settlement import Settlement
+    from components.run.summary import RoundMetrics, RoundRow
+
+    config = SimpleNamespace(rewards=RewardConfig(pool=90.0, participation_floor=0.1))
+    settlement = Settlement(config, None, lambda params: {}, "withheld for this test", lambda party: 0.5)
+    rows = [
+        RoundRow(round=r, participants=["a", "b"], metrics=RoundMetrics(loss=1.0), bytes_up=0, bytes_down=0, seconds=0)
+        for r in (1, 2)
+    ]
+    contributions = Contributions(method="exact", totals={"a": 2.0, "b": 1.0, "idle": 0.0})
+    rewards = settlement.reward(contributions, rows, ["a", "b", "idle"], lambda party, params: None)
+    # floor 9 split over a and b only (4.5 each); the other 81 by contribution 2:1
+    assert rewards.shares == pytest.approx({"a": 4.5 + 54.0, "b": 4.5 + 27.0, "idle": 0.0})
+    assert rewards.models["idle"].sources == []
+    assert rewards.models["a"].sources == ["a", "b"] and rewards.models["b"].sources == ["a", "b"]

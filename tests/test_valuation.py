@@ -9,6 +9,7 @@ from components.core.valuation import methods_under_secure_aggregation, valuatio
 from components.core.valuation.exact import ExactOptions, exact_shapley
 from components.core.valuation.game import CoalitionUtility
 from components.core.valuation.gtg import GTGOptions, gtg_shapley
+from components.core.valuation.run_totals import ranks_within_error, run_totals, valued_rounds
 from components.core.valuation.tmc import TMCOptions, tmc_shapley
 
 
@@ -218,3 +219,37 @@ def test_guided_first_and_last_is_unbiased_on_three_players():
     estimate = gtg_shapley(utility, GTGOptions(truncation=0, min_cycles=1000, max_permutations=3000)).values
     assert estimate == pytest.approx({"a": 2 / 3, "b": 1 / 6, "c": 1 / 6}, abs=0.02)
     assert utility.evaluations == 2**3  # the cache caps the cost at every coalition once
+
+
+# ---- a run: which rounds count, totals and their errors, by hand ----
+
+
+def test_rounds_that_barely_moved_are_not_valued():
+    assert valued_rounds({1: 0.5, 2: -0.2, 3: 0.04, 4: 0.0}, 0.1) == [1, 2]
+    assert valued_rounds({1: 0.0, 2: 0.0}, 0.1) == []
+    assert valued_rounds({1: 0.5, 3: 0.04}, 0.0) == [1, 3]
+
+
+def test_run_totals_and_errors_by_hand():
+    # round totals w = 1 and 3 (W = 4); a: 0.5 + 1.5 = 2 (half of every round: no spread), b: 0.5 + 1.5 = 2
+    # c: 0 then 0 -> 0. Now make b uneven: b: 0.5 then 1.0, c: 0 then 0.5 (w still 1 and 3 with a's 0.5, 1.5)
+    per_round = {1: {"a": 0.5, "b": 0.5, "c": 0.0}, 2: {"a": 1.5, "b": 1.0, "c": 0.5}}
+    totals, errors = run_totals(per_round, {2: {"c": 0.3}}, ["a", "b", "c", "idle"])
+    assert totals == pytest.approx({"a": 2.0, "b": 1.5, "c": 0.5, "idle": 0.0})
+    # b expects w_r * 1.5 / 4 = 0.375, 1.125: residuals 0.125, -0.125 -> 2/1 * 2 * 0.125^2 = 0.0625
+    # c expects 0.125, 0.375: residuals -0.125, 0.125 -> 0.0625, plus the permutation error 0.3^2 = 0.09
+    assert errors == pytest.approx({"a": 0.0, "b": 0.25, "c": float(np.sqrt(0.0625 + 0.09)), "idle": 0.0})
+
+
+def test_parties_equal_within_error_share_a_rank():
+    totals = {"a": 1.0, "b": 0.9, "c": 0.2, "d": 0.19}
+    errors = {"a": 0.05, "b": 0.05, "c": 0.0, "d": 0.0}
+    assert ranks_within_error(totals, errors) == {"a": 1, "b": 1, "c": 3, "d": 4}
+
+
+def test_gtg_reports_a_permutation_error_and_exact_none():
+    updates, start, evaluate = round_inputs()
+    updates.append(ClientUpdate("c", {"w": np.array([2.0], dtype=np.float32)}, num_examples=1))
+    gtg = value_round("gtg", updates, start, evaluate, {"truncation": 0})
+    exact = value_round("exact", updates, start, evaluate)
+    assert any(e > 0 for e in gtg.errors.values()) and set(exact.errors.values()) == {0.0}
