@@ -41,7 +41,7 @@ from components.core.config import RewardConfig, TrainingSpec, ValuationConfig
 from components.core.kernels import weighted_mean
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
-from components.core.rewards import allocate_rewards
+from components.core.rewards import allocate_rewards, paid_contributions
 from components.core.strategies import ClientUpdate
 from components.core.valuation.run_totals import RoundGame, equal_within_error, value_run
 from components.ml.model import build_model, get_params
@@ -135,7 +135,9 @@ def value_workload(setup: Setup, workload: str, seed: int) -> list[SeedValues]:
     out = []
     for min_round_gain in setup.truncations:
         run = value_run(setup.method, games, utility, {}, parties, min_round_gain)
-        shares = allocate_rewards(rewards.pool, run.totals, (), rewards.participation_floor)
+        # as before (every round summed, paid as valued), or as the product now pays
+        paid = paid_contributions(run.totals, run.errors) if min_round_gain > 0 else run.totals
+        shares = allocate_rewards(rewards.pool, paid, (), rewards.participation_floor)
         out.append(
             SeedValues(
                 workload=workload,
@@ -233,8 +235,10 @@ def table(result: Result, wall_seconds: float) -> Table:
             f"seeds {result.setup.seeds}"
         ),
         caption=(
-            "min gain 0 sums every round (before); the default skips rounds that moved the global utility by less "
-            "than that share of the run's largest move. Kendall tau: rank orders of every pair of seeds, mean. "
+            "min gain 0 is the product before: every round summed, rewards paid as valued. The default is the "
+            "product now: rounds that moved the global utility by less than that share of the run's largest move "
+            "are skipped, and parties equal within error are paid equally. Kendall tau: rank orders of every "
+            "pair of seeds, mean (meaningless for equal parties). "
             f"Total run time {wall_seconds:.0f} s."
         ),
         caption_justify="left",

@@ -3,7 +3,7 @@
 import pytest
 
 from components.core.reputation import ReputationInputs, run_score, update_reputation
-from components.core.rewards import allocate_rewards, model_reward_tiers
+from components.core.rewards import allocate_rewards, model_reward_tiers, paid_contributions
 
 # ---- pool shares ----
 
@@ -111,3 +111,10 @@ def test_a_party_in_no_round_gets_no_share_and_no_tier_place():
     assert rewards.shares == pytest.approx({"a": 4.5 + 54.0, "b": 4.5 + 27.0, "idle": 0.0})
     assert rewards.models["idle"].sources == []
     assert rewards.models["a"].sources == ["a", "b"] and rewards.models["b"].sources == ["a", "b"]
+
+
+def test_parties_equal_within_error_are_paid_on_their_groups_mean():
+    # a and b overlap (|0.30 - 0.26| <= 2 * (0.02 + 0.02)); c is far below: rank 1, 1, 3
+    paid = paid_contributions({"a": 0.30, "b": 0.26, "c": 0.05}, {"a": 0.02, "b": 0.02, "c": 0.01})
+    assert paid == pytest.approx({"a": 0.28, "b": 0.28, "c": 0.05})
+    assert allocate_rewards(100.0, paid, (), 0.0) == pytest.approx({"a": 28 / 0.61, "b": 28 / 0.61, "c": 5 / 0.61})

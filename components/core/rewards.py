@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Collection, Mapping
+
+from components.core.valuation.game import share_within_groups
+from components.core.valuation.run_totals import ranks_within_error
+
+
+def paid_contributions(contributions: Mapping[str, float], errors: Mapping[str, float]) -> dict[str, float]:
+    """What rewards are paid on: parties equal within error (a shared rank) each get their group's mean.
+
+    A difference smaller than its error is noise, and paying it out is what left one of three equal
+    parties with the floor alone; the run's total is unchanged.
+    """
+    groups: dict[int, list[str]] = defaultdict(list)
+    for party, rank in ranks_within_error(contributions, errors).items():
+        groups[rank].append(party)
+    return share_within_groups(contributions, [g for g in groups.values() if len(g) > 1])
 
 
 def allocate_rewards(

@@ -16,7 +16,7 @@ from components.core.config import FederationConfig
 from components.core.kernels import weighted_mean
 from components.core.params import Params
 from components.core.reputation import ReputationInputs, update_reputation
-from components.core.rewards import allocate_rewards, model_reward_tiers
+from components.core.rewards import allocate_rewards, model_reward_tiers, paid_contributions
 from components.core.strategies.base import PrivacyAccount
 from components.core.valuation import methods_under_secure_aggregation
 from components.core.valuation.run_totals import RoundGame, ranks_within_error, value_run
@@ -118,7 +118,8 @@ class Settlement:
     ) -> Rewards:
         """The pool split by contribution above a participation floor; reward models from each party's tier.
 
-        A party with a refused update, or that took part in no round, gets no share, no model and no place
+        Parties equal within error are paid (and tiered) on their group's mean (``paid_contributions``). A
+        party with a refused update, or that took part in no round, gets no share, no model and no place
         in another party's tier.
         """
         refused = {
@@ -130,6 +131,9 @@ class Settlement:
         took_part = {party for row in rounds for party in row.participants}
         excluded = refused | {party for party in parties if party not in took_part}
         values = {p: contributions.totals.get(p, 0.0) for p in parties}
+        errors = contributions.report.errors if contributions.report else {}
+        eligible = [p for p in parties if p not in excluded]
+        values.update(paid_contributions({p: values[p] for p in eligible}, errors))
         cfg = self.config.rewards
         shares = allocate_rewards(cfg.pool, values, excluded, cfg.participation_floor)
         tiers = model_reward_tiers(values, excluded)
