@@ -86,6 +86,7 @@ class Settlement:
         )
         run = value_run(spec.method, games, self._utility, spec.options, parties, spec.min_round_gain)
         totals, errors = run.totals, run.errors
+        took_part = {party for row in rounds for party in row.participants}
         report = ValuationReport(
             method=spec.method,
             utility=self._utility_text(),
@@ -93,7 +94,7 @@ class Settlement:
             rounds_skipped=run.skipped,
             min_round_gain=spec.min_round_gain,
             errors=errors,
-            ranks=ranks_within_error(totals, errors),
+            ranks=ranks_within_error({p: v for p, v in totals.items() if p in took_part}, errors),
         )
         report.statement = contribution_statement(report)
         return Contributions(method=spec.method, per_round=run.per_round, totals=totals, report=report)
