@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from components.core.kernels import weighted_mean
 from components.core.params import Params
 from components.core.strategies.base import ClientUpdate
-from components.core.valuation import value_round
+from components.core.valuation import valuation_options, value_round
 from components.core.valuation.round_utility import Evaluate
 
 
@@ -133,12 +133,17 @@ def value_run(
         kept[game.round] = (game, empty, full)
         gains[game.round] = full - empty
     valued = valued_rounds(gains, min_round_gain)
+    typed = valuation_options(method, options)
     per_round: dict[int, dict[str, float]] = {}
     round_errors: dict[int, dict[str, float]] = {}
     for number in valued:
         game, empty, full = kept[number]
+        if "seed" in type(typed).model_fields:  # fresh permutations each round, so their errors average out
+            round_options = {**(options or {}), "seed": typed.model_dump()["seed"] * 1_000_003 + number}
+        else:
+            round_options = options
         result = value_round(
-            method, game.updates, game.start, evaluate, options, start_utility=empty, full_utility=full
+            method, game.updates, game.start, evaluate, round_options, start_utility=empty, full_utility=full
         )
         per_round[number], round_errors[number] = dict(result.values), dict(result.errors)
         evaluations += result.evaluations
