@@ -14,7 +14,8 @@ from benchmarks.valuation_properties import (
     symmetric,
     value_workload,
 )
-from components.core.config import ValuationConfig
+from components.core.config import RewardConfig, ValuationConfig
+from components.core.rewards import allocate_rewards
 
 SEEDS = [0, 1, 2, 3, 4]
 SETUP = Setup(seeds=SEEDS, rounds=8, truncations=[ValuationConfig().min_round_gain])
@@ -30,6 +31,9 @@ def test_equal_iid_parties_are_equal_within_error_and_paid_within_5_points(value
         ok, spread, share_gap = symmetric(values)
         assert ok, (values.seed, values.totals, values.errors, values.shares)
         assert all(error > 0 for error in values.errors.values())  # an error was actually reported
+        # even paid as valued, without pooling the parties equal within error, shares stay within 5 points
+        raw = allocate_rewards(100.0, values.totals, (), RewardConfig().participation_floor)
+        assert max(abs(share - 100 / 3) for share in raw.values()) <= 5.0, raw
 
 
 def test_iid_sizes_1_2_4_rank_by_size_in_at_least_4_of_5_seeds(valued):
