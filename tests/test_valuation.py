@@ -9,7 +9,7 @@ from components.core.valuation import methods_under_secure_aggregation, valuatio
 from components.core.valuation.exact import ExactOptions, exact_shapley
 from components.core.valuation.game import CoalitionUtility
 from components.core.valuation.gtg import GTGOptions, gtg_shapley
-from components.core.valuation.run_totals import ranks_within_error, run_totals, valued_rounds
+from components.core.valuation.run_totals import RoundGame, ranks_within_error, run_totals, value_run, valued_rounds
 from components.core.valuation.tmc import TMCOptions, tmc_shapley
 
 
@@ -253,3 +253,21 @@ def test_gtg_reports_a_permutation_error_and_exact_none():
     gtg = value_round("gtg", updates, start, evaluate, {"truncation": 0})
     exact = value_round("exact", updates, start, evaluate)
     assert any(e > 0 for e in gtg.errors.values()) and set(exact.errors.values()) == {0.0}
+
+
+def test_value_run_skips_flat_rounds_and_draws_fresh_permutations_each_round():
+    rng = np.random.default_rng(3)
+    target = rng.normal(size=6)
+    start = {"w": np.zeros(6, dtype=np.float32)}
+    updates = [ClientUpdate(f"p{i}", {"w": rng.normal(size=6).astype(np.float32)}, 1 + i) for i in range(6)]
+
+    def evaluate(params):
+        return -float(np.linalg.norm(params["w"] - target))
+
+    moved = [RoundGame(r, updates, start) for r in (1, 2)]
+    flat = RoundGame(3, [ClientUpdate(u.party, dict(start), u.num_examples) for u in updates], start)
+    options = {"truncation": 0, "min_cycles": 2, "max_permutations": 12}
+    run = value_run("gtg", [*moved, flat], evaluate, options, [u.party for u in updates], 0.1)
+    assert run.valued == [1, 2] and run.skipped == [3]
+    assert run.per_round[1] != run.per_round[2]  # same game, other permutations
+    assert run.totals == pytest.approx({p: run.per_round[1][p] + run.per_round[2][p] for p in run.totals})
