@@ -168,7 +168,12 @@ class Settlement:
         rejected_messages: Mapping[str, int],
     ) -> list[ReputationChange]:
         """Fold this run's answer rate, rejected messages and contribution share into each party's reputation."""
-        positive = {p: max(v, 0.0) for p, v in contributions.totals.items()}
+        errors = contributions.report.errors if contributions.report else {}
+        took_part = {party for row in rounds for party in row.participants}
+        paid = paid_contributions(  # equal within error counts as equal here too
+            {p: v for p, v in contributions.totals.items() if p in took_part}, errors
+        )
+        positive = {p: max(v, 0.0) for p, v in paid.items()}
         total = sum(positive.values())
         changes = []
         for party in parties:
