@@ -4,9 +4,10 @@ v(S) is ``evaluate`` applied to the FedAvg of coalition S's updates (example-wei
 ``evaluate`` of the round's starting global model. No party retrains anything.
 
 Tried and not kept: rescaling every coalition's mean update to the length of the round's aggregate (so a
-party's longer local training could not overshoot). On digits it flattened size monotonicity (IID 1:2:4
-totals about 0.13 / 0.19 / 0.23 instead of 0.03 / 0.13 / 0.41 with this utility, 40 rounds) and hid a party
-that sent 3x-scaled updates which hurt the global model (valued like the others instead of lower). What
+party's longer local training could not overshoot). On breast cancer it flattened size monotonicity (IID
+1:2:4, 40 rounds: totals about 0.13 / 0.19 / 0.23 instead of 0.03 / 0.13 / 0.41 with this utility), and on
+digits it hid a party that sent 3x-scaled updates which hurt the global model (valued like the others
+instead of lower). What
 paid noise was summing rounds that gained nothing (``run_totals``), not this utility.
 """
 
