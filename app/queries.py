@@ -332,10 +332,16 @@ def contributions_frame(run: RunSummary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["round", "party", "value"])
 
 
+MODEL_METRICS = ("accuracy", "roc_auc", "rmse", "mae", "r2", "loss")
+
+
 def totals_frame(run: RunSummary) -> pd.DataFrame:
-    """Per party: total contribution, reward, the reward's share of the pool, and the reward model it got."""
+    """Per party: total contribution, two standard errors and rank (equal within error, equal rank), reward, the
+    reward's share of the pool, and the reward model it got with its held-out metrics (``model_<metric>``)."""
     parties = sorted({*run.contributions, *run.rewards, *run.model_rewards})
     pool = sum(run.rewards.values())
+    report = run.valuation
+    metrics = [m for m in MODEL_METRICS if any(m in r.metrics for r in run.model_rewards.values())]
     rows = []
     for party in parties:
         model = run.model_rewards.get(party)
@@ -343,14 +349,16 @@ def totals_frame(run: RunSummary) -> pd.DataFrame:
             {
                 "party": party,
                 "contribution": run.contributions.get(party),
+                "error": 2 * report.errors[party] if report and party in report.errors else None,
+                "rank": report.ranks.get(party) if report else None,
                 "reward": run.rewards.get(party),
                 "reward_share": run.rewards[party] / pool if party in run.rewards and pool > 0 else None,
-                "model_from": ", ".join(model.sources) if model else None,
-                "model_accuracy": model.accuracy if model else None,
+                "model_from": ", ".join(model.sources) if model and model.sources else None,
+                **{f"model_{m}": model.metrics.get(m) if model else None for m in metrics},
             }
         )
-    columns = ["party", "contribution", "reward", "reward_share", "model_from", "model_accuracy"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["party", "contribution", "error", "rank", "reward", "reward_share", "model_from"]
+    return pd.DataFrame(rows, columns=[*columns, *(f"model_{m}" for m in metrics)])
 
 
 def message_counts_frame(run: RunSummary) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from rich.console import Console
 from benchmarks import report
 
 OWN = ("peer", "overhead", "transport", "aggregation")
-OTHERS = ("strategies", "valuation", "dashboard")
+OTHERS = ("strategies", "valuation", "valuation_properties", "dashboard")
 
 
 def available() -> list[str]:

@@ -69,6 +69,14 @@ def valuation_body(data: dict[str, Any], record: Record | None) -> str:
     return printed(lambda console: console.print(valuation.table(result, record.seconds if record else 0.0)))
 
 
+def valuation_properties_body(data: dict[str, Any], record: Record | None) -> str:
+    from benchmarks import valuation_properties
+
+    result = valuation_properties.Result.model_validate(data)
+    seconds = record.seconds if record else 0.0
+    return printed(lambda console: console.print(valuation_properties.table(result, seconds)))
+
+
 def dashboard_body(data: dict[str, Any], record: Record | None) -> str:
     from benchmarks import dashboard
 
@@ -88,6 +96,9 @@ SECTIONS: dict[str, Section] = {
     ),
     "strategies": Section("Aggregation strategies (benchmarks/strategies.py)", strategies_body, strategies_goals),
     "valuation": Section("Contribution valuation (benchmarks/valuation.py)", valuation_body),
+    "valuation_properties": Section(
+        "Valuation properties (benchmarks/valuation_properties.py)", valuation_properties_body
+    ),
     "dashboard": Section("Dashboard render times (benchmarks/dashboard.py)", dashboard_body),
 }
 

@@ -26,6 +26,7 @@ from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.contract_cli import contract_app
+from flows.rewards_report import rewards_report
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
@@ -138,13 +139,7 @@ def print_summary(summary: RunSummary) -> None:
             *([f"{row.epsilon:.3f}"] if private and row.epsilon is not None else []),
         )
     console.print(table)
-    contributions = Table(title=f"contributions ({summary.valuation_method})")
-    contributions.add_column("party")
-    contributions.add_column("value", justify="right")
-    contributions.add_column("manifest", justify="left")
-    for party, value in sorted(summary.contributions.items(), key=lambda kv: -kv[1]):
-        contributions.add_row(party, f"{value:+.4f}", summary.manifests.get(party, ""))
-    console.print(contributions)
+    console.print(*rewards_report(summary))
     if summary.final_metrics:
         headline = "accuracy" if summary.final_metrics.accuracy is not None else "r2"
         line = f"final held-out {headline} {getattr(summary.final_metrics, headline):.4f}"
@@ -308,31 +303,14 @@ def resume(
 def rewards(
     run_id: Annotated[str, typer.Argument(help="The run to report.")],
     workspace: WorkspaceOption = None,
+    per_round: Annotated[bool, typer.Option("--per-round", help="Every valued round's values, not a summary.")] = False,
 ) -> None:
-    """Per-round and total contributions, rewards, reward models and reputation of one run."""
+    """Contributions (with their error), rewards, reward models and reputation of one run; rounds summarised."""
     run_id = _whole_run_id(Workspace.at(workspace), run_id)
     path = Workspace.at(workspace).summary_path(run_id)
     if not path.exists():
         _fail(f"no run summary for {run_id!r} at {path}")
-    summary = RunSummary.read(path)
-    rounds = sorted(summary.round_contributions)
-    table = Table(title=f"{run_id}: contributions ({summary.valuation_method}) and rewards")
-    for column in ("party", *[f"r{r}" for r in rounds], "total", "reward", "reward model", "reputation"):
-        table.add_column(column, justify="right")
-    for party in sorted(set(summary.contributions) | set(summary.rewards)):
-        model = summary.model_rewards.get(party)
-        model_text = f"{len(model.sources)} parties" if model else ""
-        if model and model.accuracy is not None:
-            model_text += f", accuracy {model.accuracy:.3f}"
-        table.add_row(
-            party,
-            *[f"{summary.round_contributions[r].get(party, 0.0):+.4f}" for r in rounds],
-            f"{summary.contributions.get(party, 0.0):+.4f}",
-            f"{summary.rewards.get(party, 0.0):.2f}",
-            model_text,
-            f"{summary.reputation[party]:.3f}" if party in summary.reputation else "",
-        )
-    console.print(table)
+    console.print(*rewards_report(RunSummary.read(path), per_round=per_round))
 
 
 @app.command()

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from app import charts, queries
 from components.adapters.store import FederationStore
 from components.adapters.workspace import Workspace
-from components.run.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary
+from components.run.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary, ValuationReport
 from tests.dashboard_workspace import demo_workspace
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -116,6 +116,21 @@ def test_totals_frame_splits_the_pool_and_names_reward_models():
     assert totals["party"].tolist() == ["a", "b"]
     assert totals["reward_share"].tolist() == [0.75, 0.25]
     assert totals.loc[0, "model_from"] == "a, b" and pd.isna(totals.loc[1, "model_from"])
+
+
+def test_totals_frame_shows_errors_ranks_and_the_reward_models_task_metrics():
+    run = _summary(
+        contributions={"a": 0.03, "b": 0.029},
+        rewards={"a": 50.0, "b": 50.0},
+        model_rewards={"a": ModelReward(sources=["a", "b"], accuracy=0.9, metrics={"accuracy": 0.9, "loss": 0.3})},
+        valuation=ValuationReport(method="exact", utility="u", errors={"a": 0.002, "b": 0.002}, ranks={"a": 1, "b": 1}),
+    )
+
+    totals = queries.totals_frame(run)
+
+    assert totals["error"].tolist() == [0.004, 0.004] and totals["rank"].tolist() == [1, 1]
+    assert totals.loc[0, "model_accuracy"] == 0.9 and totals.loc[0, "model_loss"] == 0.3
+    assert pd.isna(totals.loc[1, "model_loss"])
 
 
 def test_parties_frame_online_now_needs_a_recent_heartbeat_to_a_running_run():

@@ -97,10 +97,13 @@ def test_contributions_rewards_and_reputation_agree_everywhere(federation):
     workspace, *_ = federation
     summary = RunSummary.read(workspace.summary_path("first-run"))
     assert summary.valuation_method.startswith("exact")
-    assert sorted(summary.round_contributions) == [1, 2]
+    report = summary.valuation
+    assert sorted(report.rounds_valued + report.rounds_skipped) == [1, 2] and 1 in report.rounds_valued
+    assert sorted(summary.round_contributions) == report.rounds_valued
     for party in ("alpha", "beta"):
-        per_round = sum(summary.round_contributions[r][party] for r in (1, 2))
+        per_round = sum(summary.round_contributions[r][party] for r in report.rounds_valued)
         assert summary.contributions[party] == pytest.approx(per_round)
+        assert report.errors[party] >= 0 and report.ranks[party] in (1, 2)
     assert sum(summary.rewards.values()) == pytest.approx(100.0)  # the default pool, all paid out
     assert min(summary.rewards.values()) >= 0.1 * 100.0 / 2  # the participation floor
     assert set(summary.model_rewards) == set(summary.reputation) == {"alpha", "beta"}

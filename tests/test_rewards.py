@@ -3,7 +3,7 @@
 import pytest
 
 from components.core.reputation import ReputationInputs, run_score, update_reputation
-from components.core.rewards import allocate_rewards, model_reward_tiers
+from components.core.rewards import allocate_rewards, model_reward_tiers, paid_contributions
 
 # ---- pool shares ----
 
@@ -50,7 +50,7 @@ def test_model_tiers_follow_contribution():
     # 4 eligible: a 4.0, b 2.0, c 1.0, d -1.0 (ranked a, b, c, d); x rejected
     # a: ceil(4 * 4/4) = 4 -> everyone; b: ceil(4 * 2/4) = 2 -> a, b; c: ceil(4 * 1/4) = 1 -> a, plus itself
     # d: nothing positive -> ceil(0) = 0 -> itself only; x: no model
-    tiers = model_reward_tiers({"a": 4.0, "b": 2.0, "c": 1.0, "d": -1.0, "x": 9.0}, rejected={"x"})
+    tiers = model_reward_tiers({"a": 4.0, "b": 2.0, "c": 1.0, "d": -1.0, "x": 9.0}, excluded={"x"})
     assert tiers == {"a": ["a", "b", "c", "d"], "b": ["a", "b"], "c": ["a", "c"], "d": ["d"], "x": []}
 
 
@@ -86,3 +86,35 @@ def test_absent_and_rejected_party_falls():
     assert 0 <= reputation < 0.2
     with pytest.raises(ValueError):
         update_reputation(1.5, absent)
+
+
+# ---- the settlement's eligibility ----
+
+
+def test_a_party_in_no_round_gets_no_share_and_no_tier_place():
+    from types import SimpleNamespace
+
+    from components.core.config import RewardConfig
+    from components.run.records import Contributions
+    from components.run.settlement import Settlement
+    from components.run.summary import RoundMetrics, RoundRow
+
+    config = SimpleNamespace(rewards=RewardConfig(pool=90.0, participation_floor=0.1))
+    settlement = Settlement(config, None, lambda params: {}, "withheld for this test", lambda party: 0.5)
+    rows = [
+        RoundRow(round=r, participants=["a", "b"], metrics=RoundMetrics(loss=1.0), bytes_up=0, bytes_down=0, seconds=0)
+        for r in (1, 2)
+    ]
+    contributions = Contributions(method="exact", totals={"a": 2.0, "b": 1.0, "idle": 0.0})
+    rewards = settlement.reward(contributions, rows, ["a", "b", "idle"], lambda party, params: None)
+    # floor 9 split over a and b only (4.5 each); the other 81 by contribution 2:1
+    assert rewards.shares == pytest.approx({"a": 4.5 + 54.0, "b": 4.5 + 27.0, "idle": 0.0})
+    assert rewards.models["idle"].sources == []
+    assert rewards.models["a"].sources == ["a", "b"] and rewards.models["b"].sources == ["a", "b"]
+
+
+def test_parties_equal_within_error_are_paid_on_their_groups_mean():
+    # a and b overlap (|0.30 - 0.26| <= 2 * (0.02 + 0.02)); c is far below: rank 1, 1, 3
+    paid = paid_contributions({"a": 0.30, "b": 0.26, "c": 0.05}, {"a": 0.02, "b": 0.02, "c": 0.01})
+    assert paid == pytest.approx({"a": 0.28, "b": 0.28, "c": 0.05})
+    assert allocate_rewards(100.0, paid, (), 0.0) == pytest.approx({"a": 28 / 0.61, "b": 28 / 0.61, "c": 5 / 0.61})

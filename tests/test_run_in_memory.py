@@ -89,6 +89,7 @@ def test_dp_anywhere_in_the_chain_reports_epsilon_stops_at_the_budget_and_releas
     # central DP: each update is raw at the coordinator, so nothing computed from single updates is released
     assert summary.contributions == {} and summary.round_contributions == {}
     assert summary.valuation_method.startswith("none: under central differential privacy")
+    assert summary.valuation is None  # no errors or ranks either: they too come from raw updates
     assert all(reward.accuracy is None for reward in summary.model_rewards.values())
     assert not (federation.workspace.checkpoints / "private" / "rewards").exists()
     assert sum(summary.rewards.values()) == pytest.approx(config.rewards.pool)  # the participation floor alone
@@ -114,6 +115,7 @@ def test_local_dp_noises_every_update_at_the_party_and_values_those_private_upda
             np.testing.assert_array_equal(update.params[name], start[name])
     assert run.summary.valuation_method == config.valuation.method
     assert set(run.summary.contributions) == {"alpha", "beta", "gamma"}
+    assert set(run.summary.valuation.errors) == {"alpha", "beta", "gamma"}  # from the private updates only
 
 
 def test_a_completed_run_is_final_resume_and_rerun_refuse_it_and_rewrite_nothing(tmp_path):

@@ -9,6 +9,7 @@ from components.core.valuation import methods_under_secure_aggregation, valuatio
 from components.core.valuation.exact import ExactOptions, exact_shapley
 from components.core.valuation.game import CoalitionUtility
 from components.core.valuation.gtg import GTGOptions, gtg_shapley
+from components.core.valuation.run_totals import RoundGame, ranks_within_error, run_totals, value_run, valued_rounds
 from components.core.valuation.tmc import TMCOptions, tmc_shapley
 
 
@@ -87,9 +88,9 @@ TOLERANCE = 0.03  # absolute, on games whose v(N) - v(empty) is about 1 to 3, af
 @pytest.mark.parametrize(
     "estimate",
     [
-        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0)),
-        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0, guide_last=False)),
-        lambda u: tmc_shapley(u, TMCOptions(min_batches=400, truncation=0)),
+        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0)).values,
+        lambda u: gtg_shapley(u, GTGOptions(min_cycles=400, truncation=0, guide_last=False)).values,
+        lambda u: tmc_shapley(u, TMCOptions(min_batches=400, truncation=0)).values,
     ],
     ids=["gtg", "gtg-first-only", "tmc"],
 )
@@ -103,7 +104,7 @@ def test_monte_carlo_close_to_exact(players, v, estimate):
 
 def test_gtg_skips_a_round_that_gained_nothing():
     utility = game("abc", lambda s: 0.5 if len(s) != 1 else 0.9)  # v(N) == v(empty)
-    assert gtg_shapley(utility) == {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert gtg_shapley(utility).values == {"a": 0.0, "b": 0.0, "c": 0.0}
     assert utility.evaluations == 2
 
 
@@ -113,7 +114,7 @@ def test_truncation_saves_evaluations_on_a_saturating_game():
 
     full, truncated = game("abcdef", v), game("abcdef", v)
     gtg_shapley(full, GTGOptions(truncation=0.0, seed=1))
-    values = gtg_shapley(truncated, GTGOptions(truncation=0.05, seed=1))
+    values = gtg_shapley(truncated, GTGOptions(truncation=0.05, seed=1)).values
     assert truncated.evaluations < full.evaluations
     assert values == pytest.approx(dict.fromkeys("abcdef", 1 / 6))
 
@@ -215,6 +216,58 @@ def test_guided_first_and_last_is_unbiased_on_three_players():
     # split between b and c; drawing them at random averages out to the exact values
     v = glove("a", "bc")
     utility = game("abc", v)
-    estimate = gtg_shapley(utility, GTGOptions(truncation=0, min_cycles=1000, max_permutations=3000))
+    estimate = gtg_shapley(utility, GTGOptions(truncation=0, min_cycles=1000, max_permutations=3000)).values
     assert estimate == pytest.approx({"a": 2 / 3, "b": 1 / 6, "c": 1 / 6}, abs=0.02)
     assert utility.evaluations == 2**3  # the cache caps the cost at every coalition once
+
+
+# ---- a run: which rounds count, totals and their errors, by hand ----
+
+
+def test_rounds_that_barely_moved_are_not_valued():
+    assert valued_rounds({1: 0.5, 2: -0.2, 3: 0.04, 4: 0.0}, 0.1) == [1, 2]
+    assert valued_rounds({1: 0.0, 2: 0.0}, 0.1) == []
+    assert valued_rounds({1: 0.5, 3: 0.04}, 0.0) == [1, 3]
+
+
+def test_run_totals_and_errors_by_hand():
+    # round totals w = 1 and 3 (W = 4); a: 0.5 + 1.5 = 2 (half of every round: no spread), b: 0.5 + 1.5 = 2
+    # c: 0 then 0 -> 0. Now make b uneven: b: 0.5 then 1.0, c: 0 then 0.5 (w still 1 and 3 with a's 0.5, 1.5)
+    per_round = {1: {"a": 0.5, "b": 0.5, "c": 0.0}, 2: {"a": 1.5, "b": 1.0, "c": 0.5}}
+    totals, errors = run_totals(per_round, {2: {"c": 0.3}}, ["a", "b", "c", "idle"])
+    assert totals == pytest.approx({"a": 2.0, "b": 1.5, "c": 0.5, "idle": 0.0})
+    # b expects w_r * 1.5 / 4 = 0.375, 1.125: residuals 0.125, -0.125 -> 2/1 * 2 * 0.125^2 = 0.0625
+    # c expects 0.125, 0.375: residuals -0.125, 0.125 -> 0.0625, plus the permutation error 0.3^2 = 0.09
+    assert errors == pytest.approx({"a": 0.0, "b": 0.25, "c": float(np.sqrt(0.0625 + 0.09)), "idle": 0.0})
+
+
+def test_parties_equal_within_error_share_a_rank():
+    totals = {"a": 1.0, "b": 0.9, "c": 0.2, "d": 0.19}
+    errors = {"a": 0.05, "b": 0.05, "c": 0.0, "d": 0.0}
+    assert ranks_within_error(totals, errors) == {"a": 1, "b": 1, "c": 3, "d": 4}
+
+
+def test_gtg_reports_a_permutation_error_and_exact_none():
+    updates, start, evaluate = round_inputs()
+    updates.append(ClientUpdate("c", {"w": np.array([2.0], dtype=np.float32)}, num_examples=1))
+    gtg = value_round("gtg", updates, start, evaluate, {"truncation": 0})
+    exact = value_round("exact", updates, start, evaluate)
+    assert any(e > 0 for e in gtg.errors.values()) and set(exact.errors.values()) == {0.0}
+
+
+def test_value_run_skips_flat_rounds_and_draws_fresh_permutations_each_round():
+    rng = np.random.default_rng(3)
+    target = rng.normal(size=6)
+    start = {"w": np.zeros(6, dtype=np.float32)}
+    updates = [ClientUpdate(f"p{i}", {"w": rng.normal(size=6).astype(np.float32)}, 1 + i) for i in range(6)]
+
+    def evaluate(params):
+        return -float(np.linalg.norm(params["w"] - target))
+
+    moved = [RoundGame(r, updates, start) for r in (1, 2)]
+    flat = RoundGame(3, [ClientUpdate(u.party, dict(start), u.num_examples) for u in updates], start)
+    options = {"truncation": 0, "min_cycles": 2, "max_permutations": 12}
+    run = value_run("gtg", [*moved, flat], evaluate, options, [u.party for u in updates], 0.1)
+    assert run.valued == [1, 2] and run.skipped == [3]
+    assert run.per_round[1] != run.per_round[2]  # same game, other permutations
+    assert run.totals == pytest.approx({p: run.per_round[1][p] + run.per_round[2][p] for p in run.totals})

@@ -15,16 +15,25 @@ def show(run: RunSummary) -> None:
         empty_state("Contributions are valued after the last round: nothing to show for this run yet.")
         return
     st.caption(f"Valuation method: **{run.valuation_method}**")
+    if run.valuation is not None:
+        st.caption(run.valuation.statement)
     totals = queries.totals_frame(run)
+    models = {
+        column: st.column_config.NumberColumn(f"reward model {column.removeprefix('model_')}", format="%.4f")
+        for column in totals.columns
+        if column.startswith("model_") and column != "model_from"
+    }
     st.dataframe(
         totals,
         hide_index=True,
         column_config={
             "contribution": st.column_config.NumberColumn(format="%+.4f"),
+            "error": st.column_config.NumberColumn("± 2 SE", format="%.4f"),
+            "rank": st.column_config.NumberColumn("rank (equal within error, equal rank)"),
             "reward": st.column_config.NumberColumn(format="%.2f"),
             "reward_share": st.column_config.NumberColumn("share", format="percent"),
             "model_from": st.column_config.TextColumn("reward model built from"),
-            "model_accuracy": st.column_config.NumberColumn("reward model accuracy", format="%.4f"),
+            **models,
         },
     )
     st.altair_chart(charts.party_bars(totals, "contribution", "Total contribution"), width="stretch")

@@ -170,6 +170,13 @@ class ValuationConfig(_Strict):
         description="coalition utility: held-out loss reduction (log loss or MSE: smooth), or another task metric",
     )
     options: dict[str, Any] = Field(default_factory=dict)
+    min_round_gain: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="between-round truncation: a round counts only if its global utility moved by at least "
+        "this share of the run's largest move (components/core/valuation/run_totals.py)",
+    )
 
     _metric = field_validator("metric", mode="before")(_run_metric)
 

@@ -156,6 +156,10 @@ class RunRecorder:
         self.summary.valuation_method = result.method
         self.summary.round_contributions = {r: self.public(v) for r, v in result.per_round.items()}
         self.summary.contributions = self.public(result.totals)
+        if result.report is not None:
+            self.summary.valuation = result.report.model_copy(
+                update={"errors": self.public(result.report.errors), "ranks": self.public(result.report.ranks)}
+            )
         method = result.method[:32]
         for round_number, values in sorted(self.summary.round_contributions.items()):
             self.store.record_contributions(self.run_id, round_number, values, method)
@@ -245,4 +249,8 @@ class RunRecorder:
             summary.contributions = self.public(summary.contributions)
             summary.round_contributions = {r: self.public(v) for r, v in summary.round_contributions.items()}
             summary.rewards = self.public(summary.rewards)
+            summary.model_rewards = self.public(summary.model_rewards)
+            if summary.valuation is not None:
+                summary.valuation.errors = self.public(summary.valuation.errors)
+                summary.valuation.ranks = self.public(summary.valuation.ranks)
         return summary.write(self.workspace.summary_path(self.run_id))

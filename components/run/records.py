@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from components.core.contract import ValidationSummary
-from components.run.summary import ModelReward, RoundMetrics, RoundRow
+from components.run.summary import ModelReward, RoundMetrics, RoundRow, ValuationReport
 
 
 class ValidationResult(BaseModel):
@@ -47,6 +47,7 @@ class Contributions(BaseModel):
     method: str
     per_round: dict[int, dict[str, float]] = Field(default_factory=dict)
     totals: dict[str, float] = Field(default_factory=dict)
+    report: ValuationReport | None = None
 
 
 class Rewards(BaseModel):

@@ -16,11 +16,12 @@ from components.core.config import FederationConfig
 from components.core.kernels import weighted_mean
 from components.core.params import Params
 from components.core.reputation import ReputationInputs, update_reputation
-from components.core.rewards import allocate_rewards, model_reward_tiers
+from components.core.rewards import allocate_rewards, model_reward_tiers, paid_contributions
 from components.core.strategies.base import PrivacyAccount
-from components.core.valuation import methods_under_secure_aggregation, value_round
+from components.core.valuation import methods_under_secure_aggregation
+from components.core.valuation.run_totals import RoundGame, ranks_within_error, value_run
 from components.run.records import Contributions, ReputationChange, Rewards
-from components.run.summary import ModelReward, RoundRow
+from components.run.summary import ModelReward, RoundRow, ValuationReport
 
 
 def individual_updates_withheld(secure: bool, privacy: PrivacyAccount | None) -> str | None:
@@ -38,6 +39,18 @@ def individual_updates_withheld(secure: bool, privacy: PrivacyAccount | None) ->
             "(use dp mode 'local' to value DP-protected updates)"
         )
     return None
+
+
+def contribution_statement(report: ValuationReport) -> str:
+    """One paragraph a stakeholder can read: what the numbers are, from which rounds, and how sure they are."""
+    valued, skipped = len(report.rounds_valued), len(report.rounds_skipped)
+    return (
+        f"A party's contribution is its {report.method} value in the coalition game of each valued round "
+        f"(utility: {report.utility}), summed over {valued} of {valued + skipped} rounds; rounds whose global "
+        f"utility moved by less than {report.min_round_gain:.0%} of the run's largest move are not valued. "
+        "± is two standard errors (across rounds and permutations); parties whose intervals overlap are equal "
+        "within error and share a rank."
+    )
 
 
 class Settlement:
@@ -58,26 +71,44 @@ class Settlement:
         self.reputation_of = reputation_of
 
     def value(self, rounds: list[RoundRow], parties: list[str]) -> Contributions:
-        """Each party's value per round (from stored updates, no retraining) and summed over rounds."""
+        """Each party's value in every round that moved the global model (stored updates, no retraining), summed.
+
+        Rounds whose utility moved by less than ``valuation.min_round_gain`` of the run's largest move are
+        not valued (``components/core/valuation/run_totals.py``); the report says which, and how sure each
+        total is.
+        """
         if self.withheld is not None:
             return Contributions(method=self.withheld)
-        method = self.config.valuation.method
-        totals = dict.fromkeys(parties, 0.0)
-        per_round: dict[int, dict[str, float]] = {}
-        for row in sorted(rounds, key=lambda r: r.round):
-            updates = self.checkpoints.load_updates(row.round)
-            start = self.checkpoints.load_global(row.round - 1)
-            result = value_round(method, updates, start, self._utility, self.config.valuation.options)
-            per_round[row.round] = dict(result.values)
-            for party, value in result.values.items():
-                totals[party] = totals.get(party, 0.0) + value
-        return Contributions(method=method, per_round=per_round, totals=totals)
+        spec = self.config.valuation
+        games = (
+            RoundGame(row.round, self.checkpoints.load_updates(row.round), self.checkpoints.load_global(row.round - 1))
+            for row in sorted(rounds, key=lambda r: r.round)
+        )
+        run = value_run(spec.method, games, self._utility, spec.options, parties, spec.min_round_gain)
+        totals, errors = run.totals, run.errors
+        took_part = {party for row in rounds for party in row.participants}
+        report = ValuationReport(
+            method=spec.method,
+            utility=self._utility_text(),
+            rounds_valued=run.valued,
+            rounds_skipped=run.skipped,
+            min_round_gain=spec.min_round_gain,
+            errors=errors,
+            ranks=ranks_within_error({p: v for p, v in totals.items() if p in took_part}, errors),
+        )
+        report.statement = contribution_statement(report)
+        return Contributions(method=spec.method, per_round=run.per_round, totals=totals, report=report)
 
     def _utility(self, params: Params) -> float:
         """A coalition model's utility: the configured held-out metric, with loss negated (higher is better)."""
         metric = self.config.valuation.metric
         value = self.evaluate(params)[metric]
         return -value if metric == "loss" else value
+
+    def _utility_text(self) -> str:
+        metric = self.config.valuation.metric
+        named = "held-out loss, negated" if metric == "loss" else f"held-out {metric}"
+        return f"{named}, of the FedAvg of a coalition's updates in a round"
 
     def reward(
         self,
@@ -86,17 +117,27 @@ class Settlement:
         parties: list[str],
         save_model: Callable[[str, Params], object],
     ) -> Rewards:
-        """The pool split by contribution above a participation floor; reward models from each party's tier."""
+        """The pool split by contribution above a participation floor; reward models from each party's tier.
+
+        Parties equal within error are paid (and tiered) on their group's mean (``paid_contributions``). A
+        party with a refused update, or that took part in no round, gets no share, no model and no place
+        in another party's tier.
+        """
         refused = {
             party
             for row in rounds
             for party, reason in row.rejected.items()
             if not reason.startswith("no ") and party in parties
         }
-        values = {p: v for p, v in contributions.totals.items() if p in parties} or dict.fromkeys(parties, 0.0)
+        took_part = {party for row in rounds for party in row.participants}
+        excluded = refused | {party for party in parties if party not in took_part}
+        values = {p: contributions.totals.get(p, 0.0) for p in parties}
+        errors = contributions.report.errors if contributions.report else {}
+        eligible = [p for p in parties if p not in excluded]
+        values.update(paid_contributions({p: values[p] for p in eligible}, errors))
         cfg = self.config.rewards
-        shares = allocate_rewards(cfg.pool, values, refused, cfg.participation_floor)
-        tiers = model_reward_tiers(values, refused)
+        shares = allocate_rewards(cfg.pool, values, excluded, cfg.participation_floor)
+        tiers = model_reward_tiers(values, excluded)
         return Rewards(shares=shares, models=self._reward_models(tiers, rounds, save_model))
 
     def _reward_models(
@@ -127,7 +168,12 @@ class Settlement:
         rejected_messages: Mapping[str, int],
     ) -> list[ReputationChange]:
         """Fold this run's answer rate, rejected messages and contribution share into each party's reputation."""
-        positive = {p: max(v, 0.0) for p, v in contributions.totals.items()}
+        errors = contributions.report.errors if contributions.report else {}
+        took_part = {party for row in rounds for party in row.participants}
+        paid = paid_contributions(  # equal within error counts as equal here too
+            {p: v for p, v in contributions.totals.items() if p in took_part}, errors
+        )
+        positive = {p: max(v, 0.0) for p, v in paid.items()}
         total = sum(positive.values())
         changes = []
         for party in parties:

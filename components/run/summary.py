@@ -63,6 +63,23 @@ class ModelReward(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)  # every metric of the task, on the holdout
 
 
+class ValuationReport(BaseModel):
+    """What a contribution means in this run: how it was computed, on what utility, from which rounds, how sure.
+
+    ``errors`` are standard errors of the totals (in the utility's units); ``ranks`` put parties that are
+    equal within error on the same rank (``components/core/valuation/run_totals.py``).
+    """
+
+    method: str
+    utility: str
+    rounds_valued: list[int] = Field(default_factory=list)
+    rounds_skipped: list[int] = Field(default_factory=list)
+    min_round_gain: float = 0.0
+    errors: dict[str, float] = Field(default_factory=dict)
+    ranks: dict[str, int] = Field(default_factory=dict)
+    statement: str = ""
+
+
 class RunSummary(BaseModel):
     run_id: str
     status: str = "completed"
@@ -79,6 +96,7 @@ class RunSummary(BaseModel):
     round_contributions: dict[int, dict[str, float]] = Field(default_factory=dict)
     stopped_early: str | None = None
     valuation_method: str = "leave_one_out"
+    valuation: ValuationReport | None = None
     rewards: dict[str, float] = Field(default_factory=dict)
     model_rewards: dict[str, ModelReward] = Field(default_factory=dict)
     reputation: dict[str, float] = Field(default_factory=dict)

@@ -32,29 +32,35 @@ from components.core.errors import ConfigError
 from components.core.params import Params
 from components.core.strategies.base import ClientUpdate
 from components.core.valuation.exact import ExactOptions, exact_shapley
-from components.core.valuation.game import CoalitionUtility, share_within_groups
+from components.core.valuation.game import CoalitionUtility, Estimate, share_within_groups
 from components.core.valuation.gtg import GTGOptions, gtg_shapley
 from components.core.valuation.loo import LOOOptions, leave_one_out
 from components.core.valuation.round_utility import Evaluate, interchangeable_parties, round_utility
 from components.core.valuation.similarity import CGSVOptions, cgsv_scores
 from components.core.valuation.tmc import TMCOptions, tmc_shapley
 
-Runner = Callable[[CoalitionUtility, Sequence[ClientUpdate], Params, Any], dict[str, float]]
+Runner = Callable[[CoalitionUtility, Sequence[ClientUpdate], Params, Any], Estimate]
+
+
+def _exact(values: dict[str, float]) -> Estimate:
+    return Estimate(values, dict.fromkeys(values, 0.0))
+
 
 _METHODS: dict[str, tuple[type[BaseModel], Runner]] = {
-    "exact": (ExactOptions, lambda utility, updates, current, options: exact_shapley(utility, options)),
+    "exact": (ExactOptions, lambda utility, updates, current, options: _exact(exact_shapley(utility, options))),
     "gtg": (GTGOptions, lambda utility, updates, current, options: gtg_shapley(utility, options)),
     "tmc": (TMCOptions, lambda utility, updates, current, options: tmc_shapley(utility, options)),
-    "loo": (LOOOptions, lambda utility, updates, current, options: leave_one_out(utility)),
-    "cgsv": (CGSVOptions, lambda utility, updates, current, options: cgsv_scores(updates, current)),
+    "loo": (LOOOptions, lambda utility, updates, current, options: _exact(leave_one_out(utility))),
+    "cgsv": (CGSVOptions, lambda utility, updates, current, options: _exact(cgsv_scores(updates, current))),
 }
 
 
 class ValuationResult(BaseModel):
-    """One round's values per party, with what they cost."""
+    """One round's values per party, their Monte Carlo standard errors (0 for exact methods), and the cost."""
 
     method: str
     values: dict[str, float]
+    errors: dict[str, float] = {}
     evaluations: int
     seconds: float
 
@@ -111,23 +117,31 @@ def value_round(
     options: Mapping[str, Any] | None = None,
     *,
     start_utility: float | None = None,
+    full_utility: float | None = None,
 ) -> ValuationResult:
     """Value each party's update of one round with ``method``.
 
     ``current_params`` is the round's starting global model. ``start_utility`` is state the caller carries
     between rounds: ``evaluate`` of that starting model if already known (the previous round's global
     metric on the same split); it saves an evaluation and is what GTG's skip of a round that gained
-    nothing compares against. With ``options["workers"] > 1``, ``evaluate`` must be thread-safe.
+    nothing compares against; ``full_utility`` likewise for v(N), the utility of the FedAvg of all the
+    round's updates. With ``options["workers"] > 1``, ``evaluate`` must be thread-safe.
     """
     typed = valuation_options(method, options)
     started = time.perf_counter()
     if not updates:
         return ValuationResult(method=method, values={}, evaluations=0, seconds=0.0)
-    utility = round_utility(updates, current_params, evaluate, getattr(typed, "workers", 1), start_utility)
-    values = _METHODS[method][1](utility, updates, dict(current_params), typed)
-    values = share_within_groups(values, interchangeable_parties(updates))
+    utility = round_utility(
+        updates, current_params, evaluate, getattr(typed, "workers", 1), start_utility, full_utility
+    )
+    estimate = _METHODS[method][1](utility, updates, dict(current_params), typed)
+    groups = interchangeable_parties(updates)
     return ValuationResult(
-        method=method, values=values, evaluations=utility.evaluations, seconds=time.perf_counter() - started
+        method=method,
+        values=share_within_groups(estimate.values, groups),
+        errors=share_within_groups(estimate.errors, groups),
+        evaluations=utility.evaluations,
+        seconds=time.perf_counter() - started,
     )
 
 

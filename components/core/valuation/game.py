@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 Coalition = frozenset[str]
+
+
+class Estimate(NamedTuple):
+    """A Monte Carlo estimate of each player's value and its standard error across the sampled permutations."""
+
+    values: dict[str, float]
+    errors: dict[str, float]
 
 
 class CoalitionUtility:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.core.valuation.game import CoalitionUtility
+from components.core.valuation.game import CoalitionUtility, Estimate
 from components.core.valuation.permutations import Order, monte_carlo_shapley
 
 
@@ -44,14 +44,14 @@ class GTGOptions(BaseModel):
     workers: int = Field(default=1, ge=1)
 
 
-def gtg_shapley(utility: CoalitionUtility, options: GTGOptions | None = None) -> dict[str, float]:
+def gtg_shapley(utility: CoalitionUtility, options: GTGOptions | None = None) -> Estimate:
     """GTG-Shapley estimate of each player's value in ``utility``."""
     options = options or GTGOptions()
     players = list(utility.players)
     v_empty, v_full = utility.evaluate_many([frozenset(), utility.grand])
     gain = abs(v_full - v_empty)
     if gain <= options.skip_below:
-        return dict.fromkeys(players, 0.0)
+        return Estimate(dict.fromkeys(players, 0.0), dict.fromkeys(players, 0.0))
     rng = np.random.default_rng(options.seed)
 
     def shuffled(items: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from components.core.valuation.game import CoalitionUtility
+from components.core.valuation.game import CoalitionUtility, Estimate
 
 Order = tuple[str, ...]
 
@@ -50,19 +50,26 @@ def monte_carlo_shapley(
     resolution: float,
     min_batches: int,
     max_permutations: int,
-) -> dict[str, float]:
-    """Mean marginal contribution over batches of orders from ``next_orders``.
+) -> Estimate:
+    """Mean marginal contribution over batches of orders from ``next_orders``, and its standard error.
+
+    The error is the standard deviation of a player's marginals across the walked orders over the root
+    of their number (treating the orders as independent draws; guided cycles are stratified, so it errs
+    on the large side).
 
     Stops once a batch moves the running estimate by less than ``tolerance`` (relative L1 change) or by
     less than ``resolution`` per player on average (absolute, in the utility's units; 0 turns it off),
     after at least ``min_batches`` batches, or when ``max_permutations`` orders have been walked.
     """
     total = np.zeros(len(utility.players))
+    squares = np.zeros(len(utility.players))
     walked, batches = 0, 0
     estimate = total
     while walked < max_permutations:
         orders = next_orders()[: max_permutations - walked]
-        total = total + marginals_along(utility, orders, v_empty, v_full, truncate_within).sum(axis=0)
+        marginals = marginals_along(utility, orders, v_empty, v_full, truncate_within)
+        total = total + marginals.sum(axis=0)
+        squares = squares + (marginals**2).sum(axis=0)
         walked += len(orders)
         batches += 1
         previous, estimate = estimate, total / walked
@@ -70,4 +77,9 @@ def monte_carlo_shapley(
             relative_change(estimate, previous) < tolerance or float(np.abs(estimate - previous).mean()) < resolution
         ):
             break
-    return dict(zip(utility.players, estimate.tolist(), strict=True))
+    variance = np.maximum(squares / walked - estimate**2, 0.0) * walked / max(walked - 1, 1)
+    error = np.sqrt(variance / walked)
+    return Estimate(
+        dict(zip(utility.players, estimate.tolist(), strict=True)),
+        dict(zip(utility.players, error.tolist(), strict=True)),
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.core.valuation.game import CoalitionUtility
+from components.core.valuation.game import CoalitionUtility, Estimate
 from components.core.valuation.permutations import Order, monte_carlo_shapley
 
 
@@ -25,7 +25,7 @@ class TMCOptions(BaseModel):
     workers: int = Field(default=1, ge=1)
 
 
-def tmc_shapley(utility: CoalitionUtility, options: TMCOptions | None = None) -> dict[str, float]:
+def tmc_shapley(utility: CoalitionUtility, options: TMCOptions | None = None) -> Estimate:
     """TMC-Shapley estimate of each player's value in ``utility``."""
     options = options or TMCOptions()
     players = utility.players
