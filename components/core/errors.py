@@ -7,6 +7,7 @@ ConsortiaError
 │   ├── ProtocolError       a message is malformed, hostile or from another protocol version
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
 │   ├── BudgetExceeded      a privacy budget would be exceeded
+│   ├── DisclosureRefused   a party refuses a request that breaks one of its disclosure rules
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -67,6 +68,14 @@ class UpdateRejected(ProtocolError):
 
 class BudgetExceeded(PermanentError):
     """Running the next round would spend more privacy budget than allowed."""
+
+
+class DisclosureRefused(PermanentError):
+    """A party refuses to release sums or statistics that would break one of its disclosure rules (named)."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"disclosure rule {rule}: {message}")
+        self.rule = rule
 
 
 class PartyUnavailable(TransientError):
