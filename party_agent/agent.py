@@ -53,6 +53,7 @@ from components.ml.model import parameter_layout
 from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig
+from party_agent.glm import glm_sums
 
 log = logging.getLogger("party_agent")
 
@@ -174,6 +175,7 @@ class PartyAgent:
             Kind.PROFILE: self._profile,
             Kind.TRAIN: self._train,
             Kind.EVALUATE: self._evaluate,
+            Kind.GLM_SUMS: self._glm_sums,
             Kind.SECAGG_SETUP: self._secagg_setup,
             Kind.SECAGG_ROSTER: self._secagg_share,
             Kind.SECAGG_UNMASK: self._secagg_reveal,
@@ -300,6 +302,11 @@ class PartyAgent:
             masked = self._secagg_client(request).masked_input(bundle, vector)
             return Kind.UPDATE, body.model_dump(), {"masked": np.frombuffer(masked.masked, dtype="<u8")}
         return Kind.UPDATE, body.model_dump(), params
+
+    def _glm_sums(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
+        body, sums = glm_sums(request.body, tensors, self.features, self.labels, self.config.disclosure)
+        log.info("GLM iteration %d: sent the sums of %d rows", request.round, body["count"])
+        return Kind.GLM_SUMS_RESULT, body, sums
 
     # ---- secure aggregation (one SecAggClient per run and round) ----
     def _secagg_client(self, request: Envelope) -> SecAggClient:

@@ -8,9 +8,12 @@ import statsmodels.api as sm
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from components.core.errors import DisclosureRefused, ProtocolError
-from components.core.glm import DisclosureRules, GlmSums, NewtonFit, check_disclosure, family, fit, summarise
+from components.core.glm.disclosure import DisclosureRules, check_disclosure
+from components.core.glm.family import family
+from components.core.glm.newton import NewtonFit, fit
 from components.core.glm.secure import GLM_CODEC, secure_total, secure_vector
-from components.core.glm.sums import design_matrix, local_sums
+from components.core.glm.summary import summarise
+from components.core.glm.sums import GlmSums, design_matrix, local_sums
 from tests.test_secagg import run_round
 
 PARTIES = 10

@@ -38,6 +38,7 @@ from components.ml.serving import ServedPredictor
 from components.run.directory import PartyDirectory
 from components.run.edges import RunEdges, workspace_edges
 from components.run.evaluation import Evaluator, Holdout
+from components.run.glm_fit import GlmFit
 from components.run.initial_model import initial_model
 from components.run.promoter import Promoter
 from components.run.recorder import RunRecorder
@@ -47,6 +48,11 @@ from components.run.secure_round import check_secure_reply
 from components.run.settlement import Settlement, individual_updates_withheld
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 from components.run.validation import validate_parties
+
+GLM_NOT_VALUED = (
+    "none: a GLM is fitted from every party's sums at once (the fit of the pooled rows); there are no per-party "
+    "updates to value"
+)
 
 
 def new_run_id(federation: str) -> str:
@@ -121,10 +127,26 @@ class FederationRun:
             config,
             self.checkpoints,
             lambda params: self.evaluator.metrics(params, 0),
-            individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
+            GLM_NOT_VALUED
+            if config.model.kind == "glm"
+            else individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
             edges.store.reputation_of,
         )
         self.promoter = Promoter(config.promotion, edges.registry, self.contract.task)
+        self.glm = (
+            GlmFit(
+                config.model.family or "",
+                config.model.ridge,
+                config.rounds,
+                self.contract,
+                self.coordinator,
+                self.checkpoints,
+                run_id,
+                config.round_timeout_s,
+            )
+            if config.model.kind == "glm"
+            else None
+        )
 
     def _install_boundary_checks(self) -> None:
         """Checks every message of a kind passes, whatever request it claims to answer."""
@@ -188,8 +210,16 @@ class FederationRun:
         return 1
 
     def train_round(self, round_number: int) -> RoundResult:
-        """Sample parties, check the privacy budget, train; the new global model is checkpointed."""
+        """Sample parties, check the privacy budget, train; the new global model is checkpointed.
+
+        A GLM's round is one Newton iteration with every party that validated its rows."""
         started = time.perf_counter()
+        if self.glm is not None:
+            result = self.glm.iterate(round_number, sorted(self.rounds.rows_validated), self.rounds.rows_validated)
+            if self.glm.summary is not None:
+                self.recorder.glm(self.glm.summary)
+            result.seconds = time.perf_counter() - started
+            return result
         reputation = {row["name"]: row["reputation"] for row in self.store.party_rows()}
         parties = select_parties(
             self.directory.await_parties(),
@@ -234,6 +264,11 @@ class FederationRun:
         self.recorder.round(row)
         self.checkpoints.mark_finished(trained.round, self.summary.mlflow_run_id)
         return row
+
+    @property
+    def training_done(self) -> bool:
+        """True when no more rounds are needed (a GLM whose fit has converged or ran out of iterations)."""
+        return self.glm is not None and self.glm.done
 
     def stop_early(self, reason: str) -> None:
         """Train no more rounds; the remaining steps use the last finished round."""

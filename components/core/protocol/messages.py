@@ -28,6 +28,8 @@ class Kind(StrEnum):
     UPDATE = "update"  # reply: new local weights plus metrics
     EVALUATE = "evaluate"  # request: evaluate the given weights locally
     EVALUATION = "evaluation"  # reply: metrics only
+    GLM_SUMS = "glm_sums"  # request: a GLM's sums at given coefficients (components.core.protocol.glm)
+    GLM_SUMS_RESULT = "glm_sums_result"  # reply: the sums (never rows)
     SECAGG_SETUP = "secagg_setup"  # request: start a secure-aggregation round (config); reply: SECAGG_KEYS
     SECAGG_KEYS = "secagg_keys"  # reply: the party's public keys for this round
     SECAGG_ROSTER = "secagg_roster"  # request: everyone's public keys; reply: SECAGG_SHARES
@@ -46,6 +48,7 @@ REQUEST_REPLY = {
     Kind.PROFILE: Kind.PROFILE_RESULT,
     Kind.TRAIN: Kind.UPDATE,
     Kind.EVALUATE: Kind.EVALUATION,
+    Kind.GLM_SUMS: Kind.GLM_SUMS_RESULT,
     Kind.SECAGG_SETUP: Kind.SECAGG_KEYS,
     Kind.SECAGG_ROSTER: Kind.SECAGG_SHARES,
     Kind.SECAGG_UNMASK: Kind.SECAGG_REVEAL,

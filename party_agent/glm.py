@@ -1,0 +1,44 @@
+"""A party's answer to a GLM sums request: its disclosure rules first, then sums of its own rows (never a row).
+
+The party builds its design matrix from its features and the pooled standardisation the coordinator sent,
+computes the sums at the coefficients it was sent, and returns them as one float64 vector, or, under secure
+aggregation, as a masked vector whose sum alone the coordinator can read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from components.core import standardization
+from components.core.errors import ProtocolError
+from components.core.glm.disclosure import DisclosureRules, check_disclosure
+from components.core.glm.family import family
+from components.core.glm.sums import design_matrix, local_sums
+from components.core.params import Params
+from components.core.protocol.bodies import parse_body
+from components.core.protocol.glm import GlmSumsReply, GlmSumsRequest
+
+
+def glm_sums(
+    body: dict[str, Any], tensors: Params, features: np.ndarray, labels: np.ndarray, rules: DisclosureRules
+) -> tuple[dict[str, Any], Params]:
+    """The reply body and its ``sums`` tensor; ``DisclosureRefused`` naming the rule a request breaks."""
+    asked = parse_body(GlmSumsRequest, body)
+    n_features = features.shape[1]
+    expected = {"beta": (n_features + 1,), standardization.MEAN: (n_features,), standardization.SCALE: (n_features,)}
+    for name, shape in expected.items():
+        if name not in tensors or tuple(tensors[name].shape) != shape:
+            raise ProtocolError(f"a GLM sums request needs tensor {name!r} of shape {list(shape)}", code="tensor")
+        if not np.all(np.isfinite(tensors[name])):
+            raise ProtocolError(f"tensor {name!r} holds non-finite values", code="tensor")
+    check_disclosure(rules, len(labels), asked.parties, n_features + 1)  # before anything is computed
+    fam = family(asked.family)
+    y = np.asarray(labels, dtype=np.float64)
+    if (problem := fam.check_response(y)) is not None:
+        raise ProtocolError(f"cannot fit a {fam.name} GLM here: {problem}", code="glm_response")
+    mean = np.asarray(tensors[standardization.MEAN], dtype=np.float64)
+    scale = np.asarray(tensors[standardization.SCALE], dtype=np.float64)
+    sums = local_sums(design_matrix(features, mean, scale), y, np.asarray(tensors["beta"], dtype=np.float64), fam)
+    return GlmSumsReply(count=sums.count).model_dump(), {"sums": sums.to_vector()}

@@ -1,0 +1,81 @@
+"""A GLM through the whole run (validate to promote) in one process over twins: the real party agents compute the
+sums, the run's rounds are Newton iterations, and the registered model predicts with the coefficients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import yaml
+
+from components.adapters.contracts import load_contract, split_features
+from components.core.config import load_federation_config
+from components.core.errors import QuorumNotReached
+from components.core.glm.sums import design_matrix
+from components.ml.serving import ServedPredictor
+from components.run.federation import FederationRun
+from flows.federation import PLAIN_STEPS, drive
+from tests.run_twins import twin_federation, twin_parties
+
+
+def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coefficients(tmp_path):
+    federation = twin_federation(
+        tmp_path / "ws",
+        parties=3,
+        rounds=20,
+        dataset="diabetes",
+        model={"kind": "glm", "family": "gaussian"},
+        min_parties=3,
+    )
+    config = load_federation_config(federation.config_path)
+    with twin_parties(federation):
+        run = FederationRun(config, federation.workspace, "glm-run", edges=federation.edges)
+        drive(run, PLAIN_STEPS)
+    summary = run.summary
+    assert summary.status == "completed", summary.error
+    assert summary.glm is not None and summary.glm.converged and summary.glm.iterations == 1
+    assert [r.round for r in summary.rounds] == [1]  # one round of sums: the normal equations
+    assert summary.valuation_method.startswith("none: a GLM")
+
+    contract = load_contract("diabetes", 1)
+    pooled = pd.concat([pd.read_csv(path) for path in federation.layout.party_data.values()])
+    x, y = split_features(pooled, contract)
+    params = run.checkpoints.load_global(1)
+    design = design_matrix(x, params["standardize.mean"].astype(np.float64), params["standardize.scale"])
+    expected = sm.GLM(y.astype(np.float64), design, family=sm.families.Gaussian()).fit()
+    np.testing.assert_allclose(summary.glm.estimates, expected.params, rtol=1e-6)
+    np.testing.assert_allclose(summary.glm.std_errors, expected.bse, rtol=1e-6)
+    assert [c.name for c in summary.glm.coefficients] == ["intercept", *contract.features]
+
+    assert summary.promotion is not None and summary.promotion.version == 1
+    logged = list(federation.tracker.models.values())[
+        -1
+    ]  # the registered model predicts b0 + x'b on the standardised rows
+    holdout = pd.read_csv(federation.layout.holdout)
+    predictor = ServedPredictor(logged.served, logged.state)
+    predicted = predictor.predict(holdout)["prediction"].to_numpy()
+    hx, _ = split_features(holdout, contract)
+    by_hand = design_matrix(hx, params["standardize.mean"].astype(np.float64), params["standardize.scale"])
+    np.testing.assert_allclose(predicted, by_hand @ expected.params, rtol=1e-4)
+    assert federation.tracker.metrics[1]["glm_aic"] == summary.glm.aic
+    assert federation.tracker.artifacts["glm_summary.json"]["coefficients"][0]["name"] == "intercept"
+
+
+def test_a_party_refuses_glm_sums_that_break_its_disclosure_rule_and_names_the_rule(tmp_path):
+    federation = twin_federation(
+        tmp_path / "ws", parties=3, rounds=20, dataset="diabetes", model={"kind": "glm", "family": "gaussian"}
+    )
+    gamma = federation.layout.party_configs["gamma"]
+    party = yaml.safe_load(gamma.read_text())
+    party["disclosure"] = {"min_parties": 4}  # this owner wants its sums added to at least 3 others'
+    gamma.write_text(yaml.safe_dump(party))
+    config = load_federation_config(federation.config_path)
+    with twin_parties(federation):
+        run = FederationRun(config, federation.workspace, "glm-refused", edges=federation.edges)
+        with pytest.raises(
+            QuorumNotReached, match="gamma.*disclosure rule min_parties: the request adds the sums of 3"
+        ):
+            drive(run, PLAIN_STEPS)
+    assert run.summary.status == "failed" and "disclosure rule min_parties" in (run.summary.error or "")
+    assert run.summary.rounds == [] and run.summary.glm is None  # no iteration ran without gamma's sums
