@@ -28,6 +28,7 @@ from components.adapters.transport import DealerEndpoint, read_keypair
 from components.core import standardization
 from components.core.contract import CONTRACT_MISMATCH, Contract, ValidationSummary
 from components.core.errors import BudgetExceeded, ConsortiaError, ContractError, PartyUnavailable, ProtocolError
+from components.core.glm.secure import secure_vector
 from components.core.params import Params
 from components.core.ports import DealerFactory, DealerPort
 from components.core.protocol import Envelope, Kind, decode, encode
@@ -45,6 +46,7 @@ from components.core.protocol.bodies import (
     ValidationReply,
     parse_body,
 )
+from components.core.protocol.glm import GlmSumsRequest
 from components.core.protocol.messages import HELLO_REQUIRED
 from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
 from components.core.secagg.vectors import encode_update
@@ -54,6 +56,7 @@ from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig
 from party_agent.glm import glm_sums
+from party_agent.glm import reply as glm_reply
 
 log = logging.getLogger("party_agent")
 
@@ -304,9 +307,16 @@ class PartyAgent:
         return Kind.UPDATE, body.model_dump(), params
 
     def _glm_sums(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
-        body, sums = glm_sums(request.body, tensors, self.features, self.labels, self.config.disclosure)
-        log.info("GLM iteration %d: sent the sums of %d rows", request.round, body["count"])
-        return Kind.GLM_SUMS_RESULT, body, sums
+        asked = parse_body(GlmSumsRequest, request.body)
+        sums = glm_sums(asked, tensors, self.features, self.labels, self.config.disclosure)
+        masked = None
+        if asked.secagg_bundle is not None:  # only the masked vector leaves; the coordinator learns just the total
+            client = self._secagg_client(request)
+            vector = secure_vector(sums, client.config.codec)
+            masked_input = client.masked_input(parse_body(ShareBundle, asked.secagg_bundle), vector)
+            masked = np.frombuffer(masked_input.masked, dtype="<u8")
+        log.info("GLM iteration %d: sent the sums of %d rows", request.round, sums.count)
+        return Kind.GLM_SUMS_RESULT, *glm_reply(sums, masked)
 
     # ---- secure aggregation (one SecAggClient per run and round) ----
     def _secagg_client(self, request: Envelope) -> SecAggClient:

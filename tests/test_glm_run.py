@@ -13,13 +13,16 @@ from components.adapters.contracts import load_contract, split_features
 from components.core.config import load_federation_config
 from components.core.errors import QuorumNotReached
 from components.core.glm.sums import design_matrix
+from components.core.protocol import Kind, decode
 from components.ml.serving import ServedPredictor
 from components.run.federation import FederationRun
 from flows.federation import PLAIN_STEPS, drive
+from party_agent.audit import AuditLog
 from tests.run_twins import twin_federation, twin_parties
 
 
-def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coefficients(tmp_path):
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "secure"])
+def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coefficients(tmp_path, secure):
     federation = twin_federation(
         tmp_path / "ws",
         parties=3,
@@ -27,6 +30,7 @@ def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its
         dataset="diabetes",
         model={"kind": "glm", "family": "gaussian"},
         min_parties=3,
+        secure_aggregation={"enabled": secure, "threshold_fraction": 0.66},
     )
     config = load_federation_config(federation.config_path)
     with twin_parties(federation):
@@ -59,6 +63,11 @@ def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its
     by_hand = design_matrix(hx, params["standardize.mean"].astype(np.float64), params["standardize.scale"])
     np.testing.assert_allclose(predicted, by_hand @ expected.params, rtol=1e-4)
     assert federation.tracker.metrics[1]["glm_aic"] == summary.glm.aic
+    sent = [
+        decode(frames)[0] for frames in AuditLog.read(federation.layout.party_configs["alpha"].parent / "audit.bin")
+    ]
+    [sums] = [envelope for envelope in sent if envelope.kind == Kind.GLM_SUMS_RESULT]
+    assert [(t.name, t.dtype) for t in sums.tensors] == ([("masked", "uint64")] if secure else [("sums", "float64")])
     assert federation.tracker.artifacts["glm_summary.json"]["coefficients"][0]["name"] == "intercept"
 
 

@@ -134,16 +134,7 @@ class FederationRun:
         )
         self.promoter = Promoter(config.promotion, edges.registry, self.contract.task)
         self.glm = (
-            GlmFit(
-                config.model.family or "",
-                config.model.ridge,
-                config.rounds,
-                self.contract,
-                self.coordinator,
-                self.checkpoints,
-                run_id,
-                config.round_timeout_s,
-            )
+            GlmFit(config, self.contract, self.coordinator, self.checkpoints, run_id)
             if config.model.kind == "glm"
             else None
         )

@@ -10,15 +10,21 @@ state beside them, so a resumed run goes on from the last finished iteration.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from components.adapters.checkpoints import RunCheckpoints, save_json
 from components.core import standardization
+from components.core.config import FederationConfig
 from components.core.contract import Contract
-from components.core.errors import ProtocolError, QuorumNotReached
+from components.core.errors import ConfigError, ProtocolError, QuorumNotReached
 from components.core.glm.family import Family, family
 from components.core.glm.model import to_params
 from components.core.glm.newton import NewtonFit, Step
+from components.core.glm.secure import GLM_CODEC, check_summands, secure_length, secure_total
 from components.core.glm.summary import GlmSummary, summarise
 from components.core.glm.sums import GlmSums
 from components.core.params import Params
@@ -26,13 +32,25 @@ from components.core.protocol import Envelope, Kind
 from components.core.protocol.bodies import parse_body
 from components.core.protocol.glm import GlmSumsReply, GlmSumsRequest
 from components.core.update_checks import check_layout
-from components.run.coordinator import Coordinator, Exchange
+from components.run.coordinator import Coordinator
 from components.run.exchanges import problems
 from components.run.records import RoundResult
+from components.run.secure_round import SecureRound
 from components.run.validation import refuse_contract_mismatches
 
 BETA = "glm.beta"
 DEVIANCES = "glm.deviances"
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One iteration's request to every party, and the rows each validated (what its count must be)."""
+
+    round: int
+    parties: list[str]
+    body: dict[str, Any]
+    tensors: Params
+    rows_validated: dict[str, int]
 
 
 class GlmFit:
@@ -40,25 +58,28 @@ class GlmFit:
 
     def __init__(
         self,
-        fam: str,
-        ridge: float,
-        max_iterations: int,
+        config: FederationConfig,
         contract: Contract,
         coordinator: Coordinator,
         checkpoints: RunCheckpoints,
         run_id: str,
-        timeout_s: float,
     ) -> None:
-        self.family: Family = family(fam)
-        self.ridge = ridge
-        self.max_iterations = max_iterations
+        self.family: Family = family(config.model.family or "")
+        self.ridge = config.model.ridge
+        self.max_iterations = config.rounds
+        self.secure = config.secure_aggregation
         self.contract = contract
         self.coordinator = coordinator
         self.checkpoints = checkpoints
         self.run_id = run_id
-        self.timeout_s = timeout_s
+        self.timeout_s = config.round_timeout_s
         self.names = ["intercept", *contract.features]
         self.summary: GlmSummary | None = None
+        if self.secure.enabled:
+            try:
+                check_summands(len(config.parties))
+            except ValueError as error:
+                raise ConfigError(f"secure_aggregation: {error}") from None
 
     @property
     def done(self) -> bool:
@@ -79,66 +100,89 @@ class GlmFit:
         current = self.checkpoints.load_global(round_number - 1)
         fitted = {name: current[name] for name in standardization.fitted_names(current)}
         newton = self._newton(round_number)
-        total, exchange = self._pooled_sums(round_number, parties, newton.beta, fitted, rows_validated)
+        request = GlmSumsRequest(
+            family=self.family.name, parties=len(parties), contract_hash=self.contract.content_hash
+        ).model_dump()
+        tensors = {
+            "beta": np.asarray(newton.beta, dtype=np.float64),
+            **{name: np.asarray(value, dtype=np.float64) for name, value in fitted.items()},
+        }
+        gather = self._secure_sums if self.secure.enabled else self._pooled_sums
+        total, result = gather(_Ask(round_number, parties, request, tensors, rows_validated))
         step = newton.step(total)
         state: Params = {BETA: step.beta, DEVIANCES: np.asarray(newton.deviances, dtype=np.float64)}
         self.checkpoints.save_round(round_number, to_params(step.beta, self.contract.task, fitted), state)
         if step.done:
             self._finish(step)
-        return RoundResult(
-            round=round_number,
-            participants=sorted(exchange.replies),
-            bytes_up=exchange.bytes_up,
-            bytes_down=exchange.bytes_down,
-        )
+        return result
 
-    def _pooled_sums(
-        self,
-        round_number: int,
-        parties: list[str],
-        beta: np.ndarray,
-        fitted: Params,
-        rows_validated: dict[str, int],
-    ) -> tuple[GlmSums, Exchange]:
-        """The sums of every party at ``beta``, added; each reply checked against the rows its party validated."""
+    def _pooled_sums(self, ask: _Ask) -> tuple[GlmSums, RoundResult]:
+        """Every party's sums at the request's coefficients, added; each checked against the rows it validated."""
         length = GlmSums.vector_length(len(self.names))
 
         def check(envelope: Envelope, tensors: Params) -> None:
             check_layout(tensors, {"sums": ((length,), "float64")})
             count = parse_body(GlmSumsReply, envelope.body).count
-            if count != rows_validated.get(envelope.sender):
+            if count != ask.rows_validated.get(envelope.sender) or int(round(tensors["sums"][-1])) != count:
                 raise ProtocolError(
                     f"GLM sums of {count} rows, but {envelope.sender} validated "
-                    f"{rows_validated.get(envelope.sender)} rows this run",
+                    f"{ask.rows_validated.get(envelope.sender)} rows this run",
                     code="claim",
                 )
-            if int(round(tensors["sums"][-1])) != count:
-                raise ProtocolError("the sums vector counts other rows than the reply says", code="claim")
 
-        request = GlmSumsRequest(
-            family=self.family.name, parties=len(parties), contract_hash=self.contract.content_hash
-        )
-        tensors = {
-            "beta": np.asarray(beta, dtype=np.float64),
-            **{name: np.asarray(value, dtype=np.float64) for name, value in fitted.items()},
-        }
         exchange = self.coordinator.exchange(
-            parties,
+            ask.parties,
             Kind.GLM_SUMS,
             self.run_id,
-            round_number,
-            request.model_dump(),
-            tensors=tensors,
+            ask.round,
+            ask.body,
+            tensors=ask.tensors,
             timeout_s=self.timeout_s,
             check=check,
         )
         refuse_contract_mismatches(exchange.errors, self.contract)
-        if len(exchange.replies) < len(parties):
-            raise QuorumNotReached(
-                f"GLM iteration {round_number}: every party's sums are needed for the pooled fit ({problems(exchange)})"
-            )
+        self._require_everyone(ask.round, ask.parties, sorted(exchange.replies), problems(exchange))
         parts = [GlmSums.from_vector(np.asarray(r.tensors["sums"]), len(self.names)) for r in exchange.replies.values()]
-        return GlmSums.total(parts), exchange
+        result = RoundResult(
+            round=ask.round,
+            participants=sorted(exchange.replies),
+            bytes_up=exchange.bytes_up,
+            bytes_down=exchange.bytes_down,
+        )
+        return GlmSums.total(parts), result
+
+    def _secure_sums(self, ask: _Ask) -> tuple[GlmSums, RoundResult]:
+        """The parties' sums through secure aggregation: the coordinator unmasks only their total."""
+        threshold = max(2, math.ceil(self.secure.threshold_fraction * len(ask.parties)))
+        length = secure_length(len(self.names))
+        secure = SecureRound(
+            self.coordinator, self.run_id, ask.round, {}, threshold, self.timeout_s, length=length, codec=GLM_CODEC
+        )
+        unmasked = secure.masked_sum(ask.parties, Kind.GLM_SUMS, ask.body, ask.tensors)
+        outcome = secure.result
+        refuse_contract_mismatches(outcome.problems, self.contract)
+        self._require_everyone(ask.round, ask.parties, outcome.participants, outcome.problems)
+        total = secure_total(unmasked, len(self.names))
+        expected = sum(ask.rows_validated.get(party, 0) for party in ask.parties)
+        if total.count != expected:
+            raise ProtocolError(
+                f"the secure GLM sums count {total.count} rows, the parties validated {expected}", code="claim"
+            )
+        result = RoundResult(
+            round=ask.round,
+            participants=sorted(outcome.participants),
+            rejected=outcome.problems,
+            bytes_up=outcome.bytes_up,
+            bytes_down=outcome.bytes_down,
+        )
+        return total, result
+
+    @staticmethod
+    def _require_everyone(round_number: int, parties: list[str], answered: list[str], why: dict[str, str]) -> None:
+        if sorted(answered) != sorted(parties):
+            raise QuorumNotReached(
+                f"GLM iteration {round_number}: every party's sums are needed for the pooled fit ({why})"
+            )
 
     def _finish(self, step: Step) -> None:
         assert step.total is not None

@@ -2,10 +2,13 @@
 
 The request's tensors: ``beta`` (the coefficients, intercept first), ``standardize.mean`` and
 ``standardize.scale`` (the pooled standardisation every party applies). The reply's one tensor is ``sums``
-(``GlmSums.to_vector``: float64), or ``masked`` (uint64) under secure aggregation.
+(``GlmSums.to_vector``: float64), or under secure aggregation ``masked`` (uint64: the two-limb vector of
+``components.core.glm.secure``, masked).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +24,9 @@ class GlmSumsRequest(_Body):
     parties: int = Field(ge=1, description="how many parties' sums the coordinator adds (a disclosure rule)")
     contract_hash: str | None = Field(
         default=None, max_length=80, description="the coordinator's Contract.content_hash; a party with another refuses"
+    )
+    secagg_bundle: dict[str, Any] | None = Field(
+        default=None, description="secure aggregation: the shares for this party; reply with a masked vector"
     )
 
 
