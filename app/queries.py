@@ -314,6 +314,14 @@ def totals_frame(run: RunSummary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def glm_frame(run: RunSummary) -> pd.DataFrame:
+    """A GLM run's coefficients (estimate, standard error, z or t, p-value, confidence interval); else empty."""
+    if run.glm is None:
+        return pd.DataFrame()
+    frame = pd.DataFrame([c.model_dump() for c in run.glm.coefficients])
+    return frame.rename(columns={"statistic": f"{run.glm.statistic} value"})
+
+
 def message_counts_frame(run: RunSummary) -> pd.DataFrame:
     """Per party, the run's refused and late messages (parties with none left out)."""
     parties = sorted({*run.rejected_messages, *run.late_messages})

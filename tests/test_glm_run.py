@@ -9,6 +9,7 @@ import pytest
 import statsmodels.api as sm
 import yaml
 
+from app.queries import glm_frame
 from components.adapters.contracts import load_contract, split_features
 from components.core.config import load_federation_config
 from components.core.errors import QuorumNotReached
@@ -69,6 +70,8 @@ def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its
     [sums] = [envelope for envelope in sent if envelope.kind == Kind.GLM_SUMS_RESULT]
     assert [(t.name, t.dtype) for t in sums.tensors] == ([("masked", "uint64")] if secure else [("sums", "float64")])
     assert federation.tracker.artifacts["glm_summary.json"]["coefficients"][0]["name"] == "intercept"
+    table = glm_frame(summary)  # the dashboard's coefficient table
+    assert list(table["name"]) == ["intercept", *contract.features] and "t value" in table.columns
 
 
 def test_a_party_refuses_glm_sums_that_break_its_disclosure_rule_and_names_the_rule(tmp_path):
