@@ -21,9 +21,11 @@ from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.contract_cli import contract_app
+from flows.stats_cli import stats
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+app.command("stats")(stats)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")

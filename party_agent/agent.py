@@ -28,6 +28,7 @@ from components.adapters.transport import DealerEndpoint, read_keypair
 from components.core import standardization
 from components.core.contract import CONTRACT_MISMATCH, Contract, ValidationSummary
 from components.core.errors import BudgetExceeded, ConsortiaError, ContractError, PartyUnavailable, ProtocolError
+from components.core.federated_stats import Suppressed
 from components.core.glm.secure import secure_vector
 from components.core.params import Params
 from components.core.ports import DealerFactory, DealerPort
@@ -57,6 +58,7 @@ from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig
 from party_agent.glm import glm_sums
 from party_agent.glm import reply as glm_reply
+from party_agent.stats import party_stats
 
 log = logging.getLogger("party_agent")
 
@@ -179,6 +181,7 @@ class PartyAgent:
             Kind.TRAIN: self._train,
             Kind.EVALUATE: self._evaluate,
             Kind.GLM_SUMS: self._glm_sums,
+            Kind.STATS: self._stats,
             Kind.SECAGG_SETUP: self._secagg_setup,
             Kind.SECAGG_ROSTER: self._secagg_share,
             Kind.SECAGG_UNMASK: self._secagg_reveal,
@@ -317,6 +320,14 @@ class PartyAgent:
             masked = np.frombuffer(masked_input.masked, dtype="<u8")
         log.info("GLM iteration %d: sent the sums of %d rows", request.round, sums.count)
         return Kind.GLM_SUMS_RESULT, *glm_reply(sums, masked)
+
+    def _stats(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        stats = party_stats(request.body, self.frame, list(self.contract.features), self.config.disclosure)
+        withheld = [name for name, figures in stats.features.items() if isinstance(figures, Suppressed)]
+        log.info(
+            "statistics sent for %d features, suppressed for %d", len(stats.features) - len(withheld), len(withheld)
+        )
+        return Kind.STATS_RESULT, stats.model_dump(), {}
 
     # ---- secure aggregation (one SecAggClient per run and round) ----
     def _secagg_client(self, request: Envelope) -> SecAggClient:

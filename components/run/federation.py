@@ -38,6 +38,7 @@ from components.ml.serving import ServedPredictor
 from components.run.directory import PartyDirectory
 from components.run.edges import RunEdges, workspace_edges
 from components.run.evaluation import Evaluator, Holdout
+from components.run.federated_stats import collect_stats
 from components.run.glm_fit import GlmFit
 from components.run.initial_model import initial_model
 from components.run.promoter import Promoter
@@ -313,6 +314,16 @@ class FederationRun:
         final = self.checkpoints.load_global(self.recorder.final_round) if status == "completed" else None
         path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late, error)
         self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
+        return path
+
+    def statistics(self, bins: int = 10) -> Path:
+        """Federated descriptive statistics of the contract's features from every listed party (no training);
+        the report's path under the workspace's ``stats/`` folder."""
+        parties = self.directory.await_parties(wait_for_all=True)
+        report = collect_stats(self.coordinator, parties, self.contract, self.run_id, self.config.round_timeout_s, bins)
+        path = self.workspace.root / "stats" / f"{self.contract.name}-v{self.contract.version}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_json(path, report.model_dump(mode="json"))
         return path
 
     def close(self) -> None:

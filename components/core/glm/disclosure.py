@@ -10,6 +10,9 @@ Defaults, and where they come from:
   third of a party's rows (vantage6 asks for 10%). With as many parameters as rows, ``X'X`` and ``X'y`` give the
   rows back.
 
+- ``release_extremes = True``: federated statistics include each feature's min and max, which are row values;
+  an owner who may not release them sets it false (NVFlare would add noise; we leave them out).
+
 A data owner sets them in ``party.yaml`` (``disclosure:``) and may only make them stricter by what they choose;
 the coordinator cannot relax them: the party checks what it is asked.
 """
@@ -28,6 +31,9 @@ class DisclosureRules(BaseModel):
     min_parties: int = Field(default=3, ge=1, description="parties whose sums are added (the request says)")
     max_parameter_fraction: float = Field(
         default=0.33, gt=0, le=1, description="model parameters per row of this party, at most"
+    )
+    release_extremes: bool = Field(
+        default=True, description="federated statistics: send each feature's min and max (they are row values)"
     )
 
 
