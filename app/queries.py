@@ -8,6 +8,8 @@ shows up; the functions that turn loaded records into frames are pure.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +38,17 @@ class Sources(BaseModel, frozen=True):
     runs_folder: str
     store_url: str
     tracking_uri: str
+    stats_folder: str = ""
 
     @classmethod
     def from_environment(cls) -> Sources:
         workspace = Workspace.at()
-        return cls(runs_folder=str(workspace.runs), store_url=workspace.store_url, tracking_uri=workspace.tracking_uri)
+        return cls(
+            runs_folder=str(workspace.runs),
+            store_url=workspace.store_url,
+            tracking_uri=workspace.tracking_uri,
+            stats_folder=str(workspace.stats),
+        )
 
 
 # ---- loaders (cached, read-only) ----
@@ -320,6 +328,44 @@ def glm_frame(run: RunSummary) -> pd.DataFrame:
         return pd.DataFrame()
     frame = pd.DataFrame([c.model_dump() for c in run.glm.coefficients])
     return frame.rename(columns={"statistic": f"{run.glm.statistic} value"})
+
+
+def stats_reports(stats_folder: str) -> dict[str, dict[str, Any]]:
+    """Federated statistics reports (``consortia stats``) by contract, newest file name last."""
+    folder = Path(stats_folder) if stats_folder else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def stats_frame(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per feature: pooled figures, and which parties suppressed it (shown, never hidden)."""
+    rows = []
+    for feature, entry in report["features"].items():
+        pooled = entry["pooled"] or {}
+        count = pooled.get("count", 0)
+        rows.append(
+            {
+                "feature": feature,
+                "count": count,
+                "missing": pooled.get("missing"),
+                "mean": pooled.get("mean"),
+                "sd": math.sqrt(pooled["m2"] / (count - 1)) if count > 1 else None,
+                "min": pooled.get("min"),
+                "median": entry["quantiles"].get("q50"),
+                "max": pooled.get("max"),
+                "suppressed at": ", ".join(f"{p} ({entry['parties'][p]['suppressed']})" for p in entry["left_out"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def histogram_frame(report: dict[str, Any], feature: str) -> pd.DataFrame:
+    """The pooled histogram of ``feature``: one row per bin (its left edge, right edge and count)."""
+    entry = report["features"][feature]
+    counts = (entry["pooled"] or {}).get("histogram") or []
+    edges = entry["edges"]
+    return pd.DataFrame({"from": edges[:-1], "to": edges[1:], "count": counts}) if counts else pd.DataFrame()
 
 
 def message_counts_frame(run: RunSummary) -> pd.DataFrame:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from components.adapters.contracts import load_contract
 from components.core.config import load_federation_config
@@ -16,6 +18,8 @@ from components.run.federation import FederationRun
 from flows.stats_cli import print_report
 from party_agent.audit import AuditLog
 from tests.run_twins import twin_federation, twin_parties
+
+APP = Path(__file__).resolve().parents[1] / "app"
 
 
 def parts_with_missing(seed: int = 0) -> list[np.ndarray]:
@@ -54,7 +58,7 @@ def test_a_feature_with_fewer_present_values_than_the_minimum_is_suppressed_visi
     assert isinstance(hidden, FeatureStats) and hidden.min is None and hidden.max is None
 
 
-def test_stats_through_party_agents_equal_pandas_and_a_small_party_sends_no_statistic(tmp_path) -> None:
+def test_stats_through_party_agents_equal_pandas_and_a_small_party_sends_no_statistic(tmp_path, monkeypatch) -> None:
     federation = twin_federation(tmp_path / "ws", parties=3, rounds=1)
     small = federation.layout.party_data["gamma"]
     pd.read_csv(small).head(7).to_csv(small, index=False)  # 7 rows: below the default minimum of 10
@@ -89,3 +93,15 @@ def test_stats_through_party_agents_equal_pandas_and_a_small_party_sends_no_stat
     for reply in replies:
         assert reply.tensors == [] and reply.body["rows"] == 7
         assert reply.body["features"] == {feature: {"suppressed": "< 10"} for feature in contract.features}
+
+    # the dashboard's Data catalog shows the report, with the suppression
+    monkeypatch.setenv("CONSORTIA_WORKSPACE", str(federation.workspace.root))
+    app = AppTest.from_file(str(APP / "dashboard.py"), default_timeout=120).run()
+    app.switch_page("views/catalog.py").run()
+    assert not app.exception, app.exception[0].value
+    table = app.dataframe[0].value
+    assert table["suppressed at"].tolist() == ["gamma (< 10)"] * len(contract.features)
+    assert table["count"].tolist() == [len(pooled_rows)] * len(contract.features)
+    assert "30 feature(s) suppressed at some party" in app.warning[0].value
+    titles = [json.loads(chart.proto.spec).get("title") for chart in app.get("vega_lite_chart")]
+    assert f"{contract.features[0]} (pooled)" in titles

@@ -321,7 +321,7 @@ class FederationRun:
         the report's path under the workspace's ``stats/`` folder."""
         parties = self.directory.await_parties(wait_for_all=True)
         report = collect_stats(self.coordinator, parties, self.contract, self.run_id, self.config.round_timeout_s, bins)
-        path = self.workspace.root / "stats" / f"{self.contract.name}-v{self.contract.version}.json"
+        path = self.workspace.stats / f"{self.contract.name}-v{self.contract.version}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_json(path, report.model_dump(mode="json"))
         return path
