@@ -21,15 +21,19 @@ from flows.federation import PLAIN_STEPS, drive
 from party_agent.audit import AuditLog
 from tests.run_twins import twin_federation, twin_parties
 
+SM_FAMILIES = {"gaussian": sm.families.Gaussian(), "poisson": sm.families.Poisson()}
 
-@pytest.mark.parametrize("secure", [False, True], ids=["plain", "secure"])
-def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coefficients(tmp_path, secure):
+
+@pytest.mark.parametrize(
+    ("fam", "secure"), [("gaussian", False), ("gaussian", True), ("poisson", False)], ids=["plain", "secure", "poisson"]
+)
+def test_a_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coefficients(tmp_path, fam, secure):
     federation = twin_federation(
         tmp_path / "ws",
         parties=3,
         rounds=20,
-        dataset="diabetes",
-        model={"kind": "glm", "family": "gaussian"},
+        dataset="diabetes",  # the target is a count of days as well: poisson fits it too
+        model={"kind": "glm", "family": fam},
         min_parties=3,
         secure_aggregation={"enabled": secure, "threshold_fraction": 0.66},
     )
@@ -39,39 +43,41 @@ def test_a_gaussian_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its
         drive(run, PLAIN_STEPS)
     summary = run.summary
     assert summary.status == "completed", summary.error
-    assert summary.glm is not None and summary.glm.converged and summary.glm.iterations == 1
-    assert [r.round for r in summary.rounds] == [1]  # one round of sums: the normal equations
+    glm = summary.glm
+    assert glm is not None and glm.converged
+    assert [r.round for r in summary.rounds] == list(range(1, glm.iterations + 1))
+    if fam == "gaussian":
+        assert glm.iterations == 1  # one round of sums: the normal equations
     assert summary.valuation_method.startswith("none: a GLM")
 
     contract = load_contract("diabetes", 1)
     pooled = pd.concat([pd.read_csv(path) for path in federation.layout.party_data.values()])
     x, y = split_features(pooled, contract)
-    params = run.checkpoints.load_global(1)
-    design = design_matrix(x, params["standardize.mean"].astype(np.float64), params["standardize.scale"])
-    expected = sm.GLM(y.astype(np.float64), design, family=sm.families.Gaussian()).fit()
-    np.testing.assert_allclose(summary.glm.estimates, expected.params, rtol=1e-6)
-    np.testing.assert_allclose(summary.glm.std_errors, expected.bse, rtol=1e-6)
-    assert [c.name for c in summary.glm.coefficients] == ["intercept", *contract.features]
+    params = run.checkpoints.load_global(glm.iterations)
+    mean, scale = params["standardize.mean"].astype(np.float64), params["standardize.scale"]
+    expected = sm.GLM(y.astype(np.float64), design_matrix(x, mean, scale), family=SM_FAMILIES[fam]).fit(tol=1e-12)
+    np.testing.assert_allclose(glm.estimates, expected.params, rtol=1e-6)
+    np.testing.assert_allclose(glm.std_errors, expected.bse, rtol=1e-6)
+    assert [c.name for c in glm.coefficients] == ["intercept", *contract.features]
 
+    # the registered model predicts with the coefficients: b0 + x'b (gaussian), exp(b0 + x'b) (poisson)
     assert summary.promotion is not None and summary.promotion.version == 1
-    logged = list(federation.tracker.models.values())[
-        -1
-    ]  # the registered model predicts b0 + x'b on the standardised rows
+    logged = list(federation.tracker.models.values())[-1]
     holdout = pd.read_csv(federation.layout.holdout)
-    predictor = ServedPredictor(logged.served, logged.state)
-    predicted = predictor.predict(holdout)["prediction"].to_numpy()
-    hx, _ = split_features(holdout, contract)
-    by_hand = design_matrix(hx, params["standardize.mean"].astype(np.float64), params["standardize.scale"])
-    np.testing.assert_allclose(predicted, by_hand @ expected.params, rtol=1e-4)
-    assert federation.tracker.metrics[1]["glm_aic"] == summary.glm.aic
-    sent = [
-        decode(frames)[0] for frames in AuditLog.read(federation.layout.party_configs["alpha"].parent / "audit.bin")
-    ]
-    [sums] = [envelope for envelope in sent if envelope.kind == Kind.GLM_SUMS_RESULT]
-    assert [(t.name, t.dtype) for t in sums.tensors] == ([("masked", "uint64")] if secure else [("sums", "float64")])
+    predicted = ServedPredictor(logged.served, logged.state).predict(holdout)["prediction"].to_numpy()
+    eta = design_matrix(split_features(holdout, contract)[0], mean, scale) @ expected.params
+    np.testing.assert_allclose(predicted, np.exp(eta) if fam == "poisson" else eta, rtol=1e-4)
+
+    assert federation.tracker.metrics[glm.iterations]["glm_aic"] == glm.aic
     assert federation.tracker.artifacts["glm_summary.json"]["coefficients"][0]["name"] == "intercept"
+    audit = federation.layout.party_configs["alpha"].parent / "audit.bin"
+    sums = [decode(f)[0] for f in AuditLog.read(audit) if decode(f)[0].kind == Kind.GLM_SUMS_RESULT]
+    assert len(sums) == glm.iterations
+    wire = [("masked", "uint64")] if secure else [("sums", "float64")]
+    assert all([(t.name, t.dtype) for t in envelope.tensors] == wire for envelope in sums)
     table = glm_frame(summary)  # the dashboard's coefficient table
-    assert list(table["name"]) == ["intercept", *contract.features] and "t value" in table.columns
+    assert list(table["name"]) == ["intercept", *contract.features]
+    assert f"{glm.statistic} value" in table.columns
 
 
 def test_a_party_refuses_glm_sums_that_break_its_disclosure_rule_and_names_the_rule(tmp_path):

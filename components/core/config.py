@@ -149,7 +149,7 @@ class ModelConfig(_Strict):
             problem = family_problem(self.family or "", task)
             if problem is not None:
                 raise ValueError(problem)
-            return glm_spec(n_features, task)
+            return glm_spec(n_features, task, self.family or "gaussian")
         fields = self.model_dump(exclude={"family", "ridge"})
         return ModelSpec(n_features=n_features, n_classes=n_classes, task=task, **fields)
 

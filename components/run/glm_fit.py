@@ -40,6 +40,7 @@ from components.run.validation import refuse_contract_mismatches
 
 BETA = "glm.beta"
 DEVIANCES = "glm.deviances"
+PREVIOUS = "glm.previous"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class GlmFit:
         if BETA in state:
             newton.beta = np.asarray(state[BETA], dtype=np.float64).copy()
             newton.deviances = [float(d) for d in state[DEVIANCES]]
-            newton.iteration = len(newton.deviances)
+            newton.iteration = round_number - 1
+            newton.previous = np.asarray(state[PREVIOUS], dtype=np.float64).copy() if PREVIOUS in state else None
         return newton
 
     def iterate(self, round_number: int, parties: list[str], rows_validated: dict[str, int]) -> RoundResult:
@@ -111,6 +113,8 @@ class GlmFit:
         total, result = gather(_Ask(round_number, parties, request, tensors, rows_validated))
         step = newton.step(total)
         state: Params = {BETA: step.beta, DEVIANCES: np.asarray(newton.deviances, dtype=np.float64)}
+        if newton.previous is not None:
+            state[PREVIOUS] = newton.previous
         self.checkpoints.save_round(round_number, to_params(step.beta, self.contract.task, fitted), state)
         if step.done:
             self._finish(step)

@@ -5,12 +5,16 @@ either stops (converged) or takes one Newton step ``beta += (I + ridge)^-1 (scor
 stopping rule is DataSHIELD's (R's ``glm.control``): ``|dev - dev_old| / (|dev| + 0.1) < 1e-8``, within 20
 iterations. The first iteration starts at zero coefficients. Gaussian needs one round: at zero coefficients the
 sums are ``X'y``, ``X'X`` and ``y'y`` (the deviance), so the coordinator solves the normal equations and computes
-the residual sum of squares ``y'y - 2 b'X'y + b'X'X b`` and the sums at ``b`` itself. ``ridge`` adds
+the residual sum of squares ``y'y - 2 b'X'y + b'X'X b`` and the sums at ``b`` itself. Poisson's first round only
+reads the pooled mean of ``y`` (``score[0] + n`` at zero) and starts Newton at ``[log(mean), 0, ...]``: from zero,
+a log link's first step overshoots. A step whose deviance is not finite is halved back toward the previous
+coefficients (as R's ``glm.fit``). ``ridge`` adds
 ``ridge * ||beta||^2 / 2`` (the intercept is not penalised) to minus the log-likelihood.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +47,7 @@ class NewtonFit:
     tolerance: float = TOLERANCE
     max_iterations: int = MAX_ITERATIONS
     beta: np.ndarray = field(init=False)
+    previous: np.ndarray | None = field(default=None, init=False)  # the coefficients before the last step
     iteration: int = field(default=0, init=False)
     deviances: list[float] = field(default_factory=list, init=False)
 
@@ -61,12 +66,21 @@ class NewtonFit:
             raise ValueError(f"sums for {total.n_parameters} parameters, the model has {self.n_parameters}")
         self.iteration += 1
         deviance = total.deviance
+        if not math.isfinite(deviance) and self.previous is not None and self.iteration < self.max_iterations:
+            self.beta = (self.previous + self.beta) / 2  # the step overshot: halve it, as R's glm.fit does
+            return Step(self.iteration, deviance, self.beta.copy(), done=False, converged=False)
         previous = self.deviances[-1] if self.deviances else None
         self.deviances.append(deviance)
         if previous is not None and abs(deviance - previous) / (abs(deviance) + 0.1) < self.tolerance:
             return Step(self.iteration, deviance, self.beta.copy(), done=True, converged=True, total=total)
         if self.iteration >= self.max_iterations:
             return Step(self.iteration, deviance, self.beta.copy(), done=True, converged=False, total=total)
+        self.previous = self.beta.copy()
+        if self.family.name == "poisson" and self.iteration == 1:  # from 0, a log link's Newton step overshoots
+            mean = (total.score[0] + total.count) / total.count  # at beta = 0, mu = 1: score[0] = sum(y) - n
+            self.beta = np.zeros(self.n_parameters)
+            self.beta[0] = math.log(max(mean, 1e-10))
+            return Step(self.iteration, deviance, self.beta.copy(), done=False, converged=False)
         penalty = self.penalty()
         self.beta = self.beta + np.linalg.solve(total.information + penalty, total.score - penalty @ self.beta)
         if self.family.name == "gaussian" and self.iteration == 1:
