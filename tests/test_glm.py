@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from pydantic import ValidationError
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from components.core.errors import DisclosureRefused, ProtocolError
+from components.core.config import ModelConfig
+from components.core.errors import ConfigError, DisclosureRefused, ProtocolError
 from components.core.glm.disclosure import DisclosureRules, check_disclosure
 from components.core.glm.family import family
 from components.core.glm.newton import NewtonFit, fit
@@ -183,3 +185,20 @@ def test_sums_vector_round_trips() -> None:
     np.testing.assert_array_equal(back.information, sums.information)
     np.testing.assert_array_equal(back.score, sums.score)
     assert (back.count, back.deviance) == (3, sums.deviance)
+
+
+def test_constant_features_are_refused_with_what_to_do() -> None:
+    design = np.column_stack([np.ones(30), np.arange(30.0), np.zeros(30)])  # a constant (standardised) feature
+    sums = local_sums(design, np.arange(30.0), np.zeros(3), family("gaussian"))
+    with pytest.raises(ConfigError, match="singular.*set model.ridge"):
+        NewtonFit(family("gaussian"), 3).step(sums)
+    assert NewtonFit(family("gaussian"), 3, ridge=1.0).step(sums).converged  # ridge makes it solvable
+
+
+def test_a_glm_config_names_its_family_and_takes_no_strategy() -> None:
+    with pytest.raises(ValidationError, match="kind glm needs a family"):
+        ModelConfig(kind="glm")
+    with pytest.raises(ValueError, match="family 'binomial' needs a binary contract, this one is regression"):
+        ModelConfig(kind="glm", family="binomial").spec(10, 1, "regression")
+    spec = ModelConfig(kind="glm", family="poisson").spec(10, 1, "regression")
+    assert [layer.type for layer in spec.layers] == ["linear", "exp"]

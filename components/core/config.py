@@ -287,6 +287,14 @@ class FederationConfig(_Strict):
                     f"coordinator sees only their sum: use one of [{', '.join(SECURE_STRATEGIES)}]",
                 )
             )
+        if self.model.kind == "glm" and self.strategy.name != "fedavg":
+            problems.append(
+                (
+                    ("strategy", "name"),
+                    f"a GLM is fitted by Newton steps on every party's sums; strategy {self.strategy.name!r} does not "
+                    "apply (leave strategy out)",
+                )
+            )
         if self.min_parties > len(self.parties):
             problems.append(
                 (("min_parties",), f"min_parties={self.min_parties} exceeds the {len(self.parties)} parties listed")

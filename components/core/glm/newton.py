@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from components.core.errors import ConfigError
 from components.core.glm.family import Family
 from components.core.glm.sums import GlmSums
 
@@ -82,7 +83,13 @@ class NewtonFit:
             self.beta[0] = math.log(max(mean, 1e-10))
             return Step(self.iteration, deviance, self.beta.copy(), done=False, converged=False)
         penalty = self.penalty()
-        self.beta = self.beta + np.linalg.solve(total.information + penalty, total.score - penalty @ self.beta)
+        try:
+            self.beta = self.beta + np.linalg.solve(total.information + penalty, total.score - penalty @ self.beta)
+        except np.linalg.LinAlgError:
+            raise ConfigError(
+                "the GLM's information matrix is singular: some features are constant or collinear in the pooled "
+                "rows; drop them from the contract or set model.ridge"
+            ) from None
         if self.family.name == "gaussian" and self.iteration == 1:
             return self._least_squares(total)
         return Step(self.iteration, deviance, self.beta.copy(), done=False, converged=False)
