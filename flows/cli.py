@@ -21,6 +21,7 @@ from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.contract_cli import contract_app
+from flows.glm_cli import print_glm
 from flows.stats_cli import stats
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
@@ -84,6 +85,8 @@ def print_summary(summary: RunSummary) -> None:
             *([f"{row.epsilon:.3f}"] if private and row.epsilon is not None else []),
         )
     console.print(table)
+    if summary.glm is not None:
+        print_glm(summary.glm, console)
     contributions = Table(title=f"contributions ({summary.valuation_method})")
     contributions.add_column("party")
     contributions.add_column("value", justify="right")

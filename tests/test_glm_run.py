@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 import yaml
+from rich.console import Console
 
 from app.queries import glm_frame
 from components.adapters.contracts import load_contract, split_features
@@ -18,6 +19,7 @@ from components.core.protocol import Kind, decode
 from components.ml.serving import ServedPredictor
 from components.run.federation import FederationRun
 from flows.federation import PLAIN_STEPS, drive
+from flows.glm_cli import print_glm
 from party_agent.audit import AuditLog
 from tests.run_twins import twin_federation, twin_parties
 
@@ -75,6 +77,10 @@ def test_a_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coeffici
     assert len(sums) == glm.iterations
     wire = [("masked", "uint64")] if secure else [("sums", "float64")]
     assert all([(t.name, t.dtype) for t in envelope.tensors] == wire for envelope in sums)
+    console = Console(record=True, width=200)
+    print_glm(glm, console)  # what `consortia run` prints
+    printed = console.export_text()
+    assert f"{glm.statistic} value" in printed and f"AIC {glm.aic:.6g}" in printed and "intercept" in printed
     table = glm_frame(summary)  # the dashboard's coefficient table
     assert list(table["name"]) == ["intercept", *contract.features]
     assert f"{glm.statistic} value" in table.columns
