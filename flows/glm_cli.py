@@ -11,8 +11,9 @@ from components.core.glm.summary import GlmSummary
 def print_glm(glm: GlmSummary, console: Console) -> None:
     low, high = (f"{100 * (1 - glm.confidence) / 2:g}%", f"{100 * (1 + glm.confidence) / 2:g}%")
     table = Table(title=f"{glm.family} GLM (coefficients on the standardised features)")
-    for column in ("coefficient", "estimate", "std. error", f"{glm.statistic} value", "p-value", low, high):
-        table.add_column(column, justify="left" if column == "coefficient" else "right", no_wrap=True)
+    table.add_column("coefficient", overflow="fold")
+    for column in ("estimate", "SE", glm.statistic, "p", low, high):
+        table.add_column(column, justify="right", no_wrap=True)
     for c in glm.coefficients:
         cells = (c.estimate, c.std_error, c.statistic, c.p_value, c.ci_low, c.ci_high)
         table.add_row(c.name, *(f"{value:.4g}" for value in cells))
