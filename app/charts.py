@@ -146,3 +146,17 @@ def lineage_dot(frame: pd.DataFrame) -> str:
             lines.append(f'"run {row.run_id}" -> "{party}\\n{digest[:12]}";')
     lines.append("}")
     return "\n".join(lines)
+
+
+def histogram(frame: pd.DataFrame, title: str) -> alt.Chart:
+    """Bars of fixed-width bins (``from``, ``to``, ``count``)."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("from:Q", title="value", bin="binned"),
+            x2="to:Q",
+            y=alt.Y("count:Q", title="rows"),
+            tooltip=["from", "to", "count"],
+        )
+    )

@@ -8,6 +8,8 @@ shows up; the functions that turn loaded records into frames are pure.
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ class Sources(BaseModel, frozen=True):
     store_url: str
     tracking_uri: str
     checkpoints_folder: str = ""  # where run leases tell a live coordinator from a dead one
+    stats_folder: str = ""
 
     @classmethod
     def from_environment(cls) -> Sources:
@@ -48,6 +51,7 @@ class Sources(BaseModel, frozen=True):
             store_url=workspace.store_url,
             tracking_uri=workspace.tracking_uri,
             checkpoints_folder=str(workspace.checkpoints),
+            stats_folder=str(workspace.stats),
         )
 
 
@@ -359,6 +363,52 @@ def totals_frame(run: RunSummary) -> pd.DataFrame:
         )
     columns = ["party", "contribution", "error", "rank", "reward", "reward_share", "model_from"]
     return pd.DataFrame(rows, columns=[*columns, *(f"model_{m}" for m in metrics)])
+
+
+def glm_frame(run: RunSummary) -> pd.DataFrame:
+    """A GLM run's coefficients (estimate, standard error, z or t, p-value, confidence interval); else empty."""
+    if run.glm is None:
+        return pd.DataFrame()
+    frame = pd.DataFrame([c.model_dump() for c in run.glm.coefficients])
+    return frame.rename(columns={"statistic": f"{run.glm.statistic} value"})
+
+
+def stats_reports(stats_folder: str) -> dict[str, dict[str, Any]]:
+    """Federated statistics reports (``consortia stats``) by contract, newest file name last."""
+    folder = Path(stats_folder) if stats_folder else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def stats_frame(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per feature: pooled figures, and which parties suppressed it (shown, never hidden)."""
+    rows = []
+    for feature, entry in report["features"].items():
+        pooled = entry["pooled"] or {}
+        count = pooled.get("count", 0)
+        rows.append(
+            {
+                "feature": feature,
+                "count": count,
+                "missing": pooled.get("missing"),
+                "mean": pooled.get("mean"),
+                "sd": math.sqrt(pooled["m2"] / (count - 1)) if count > 1 else None,
+                "min": pooled.get("min"),
+                "median": entry["quantiles"].get("q50"),
+                "max": pooled.get("max"),
+                "suppressed at": ", ".join(f"{p} ({entry['parties'][p]['suppressed']})" for p in entry["left_out"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def histogram_frame(report: dict[str, Any], feature: str) -> pd.DataFrame:
+    """The pooled histogram of ``feature``: one row per bin (its left edge, right edge and count)."""
+    entry = report["features"][feature]
+    counts = (entry["pooled"] or {}).get("histogram") or []
+    edges = entry["edges"]
+    return pd.DataFrame({"from": edges[:-1], "to": edges[1:], "count": counts}) if counts else pd.DataFrame()
 
 
 def message_counts_frame(run: RunSummary) -> pd.DataFrame:

@@ -26,10 +26,13 @@ from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.contract_cli import contract_app
+from flows.glm_cli import print_glm
 from flows.rewards_report import rewards_report
+from flows.stats_cli import stats
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+app.command("stats")(stats)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")
@@ -139,6 +142,8 @@ def print_summary(summary: RunSummary) -> None:
             *([f"{row.epsilon:.3f}"] if private and row.epsilon is not None else []),
         )
     console.print(table)
+    if summary.glm is not None:
+        print_glm(summary.glm, console)
     console.print(*rewards_report(summary))
     if summary.final_metrics:
         headline = "accuracy" if summary.final_metrics.accuracy is not None else "r2"

@@ -148,6 +148,8 @@ def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None]
             row = steps.evaluate_round(run, trained)
             if on_round is not None:
                 on_round(row)
+            if run.training_done:  # a GLM that has converged
+                break
         contributions = steps.value_contributions(run)
         steps.allocate_rewards(run, contributions)
         steps.update_reputation(run, contributions)

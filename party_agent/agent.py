@@ -28,6 +28,8 @@ from components.adapters.transport import DealerEndpoint, read_keypair
 from components.core import standardization
 from components.core.contract import CONTRACT_MISMATCH, Contract, ValidationSummary
 from components.core.errors import BudgetExceeded, ConsortiaError, ContractError, PartyUnavailable, ProtocolError
+from components.core.federated_stats import Suppressed
+from components.core.glm.secure import secure_vector
 from components.core.params import Params
 from components.core.ports import DealerFactory, DealerPort
 from components.core.protocol import Envelope, Kind, decode, encode
@@ -46,6 +48,7 @@ from components.core.protocol.bodies import (
     ValidationReply,
     parse_body,
 )
+from components.core.protocol.glm import GlmSumsRequest
 from components.core.protocol.messages import HELLO_REQUIRED
 from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
 from components.core.secagg.vectors import encode_update
@@ -54,6 +57,9 @@ from components.ml.model import parameter_layout
 from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig
+from party_agent.glm import glm_sums
+from party_agent.glm import reply as glm_reply
+from party_agent.stats import party_stats
 
 log = logging.getLogger("party_agent")
 
@@ -179,6 +185,8 @@ class PartyAgent:
             Kind.PROFILE: self._profile,
             Kind.TRAIN: self._train,
             Kind.EVALUATE: self._evaluate,
+            Kind.GLM_SUMS: self._glm_sums,
+            Kind.STATS: self._stats,
             Kind.SECAGG_SETUP: self._secagg_setup,
             Kind.SECAGG_ROSTER: self._secagg_share,
             Kind.SECAGG_UNMASK: self._secagg_reveal,
@@ -305,6 +313,26 @@ class PartyAgent:
             masked = self._secagg_client(request).masked_input(bundle, vector)
             return Kind.UPDATE, body.model_dump(), {"masked": np.frombuffer(masked.masked, dtype="<u8")}
         return Kind.UPDATE, body.model_dump(), params
+
+    def _glm_sums(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
+        asked = parse_body(GlmSumsRequest, request.body)
+        sums = glm_sums(asked, tensors, self.features, self.labels, self.config.disclosure)
+        masked = None
+        if asked.secagg_bundle is not None:  # only the masked vector leaves; the coordinator learns just the total
+            client = self._secagg_client(request)
+            vector = secure_vector(sums, client.config.codec)
+            masked_input = client.masked_input(parse_body(ShareBundle, asked.secagg_bundle), vector)
+            masked = np.frombuffer(masked_input.masked, dtype="<u8")
+        log.info("GLM iteration %d: sent the sums of %d rows", request.round, sums.count)
+        return Kind.GLM_SUMS_RESULT, *glm_reply(sums, masked)
+
+    def _stats(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
+        stats = party_stats(request.body, self.frame, list(self.contract.features), self.config.disclosure)
+        withheld = [name for name, figures in stats.features.items() if isinstance(figures, Suppressed)]
+        log.info(
+            "statistics sent for %d features, suppressed for %d", len(stats.features) - len(withheld), len(withheld)
+        )
+        return Kind.STATS_RESULT, stats.model_dump(), {}
 
     # ---- secure aggregation (one SecAggClient per run and round) ----
     def _secagg_client(self, request: Envelope) -> SecAggClient:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.core.config import load_yaml_model, resolve
+from components.core.glm.disclosure import DisclosureRules
 from components.core.protocol.bodies import PrivacyBudget
 
 
@@ -23,6 +24,10 @@ class PartyConfig(BaseModel):
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     privacy_budget: PrivacyBudget | None = Field(
         default=None, description="Refuse to train in a run whose differential-privacy spend would exceed this."
+    )
+    disclosure: DisclosureRules = Field(
+        default_factory=DisclosureRules,
+        description="Refuse GLM sums and statistics that break these rules (components.core.glm.disclosure).",
     )
     audit_log: Path | None = Field(
         default=None,

@@ -35,10 +35,13 @@ def run_round(
     drop_before_input: Sequence[str] = (),
     drop_before_unmasking: Sequence[str] = (),
     entropy: Callable[[int], bytes] | None = None,
+    codec: FixedPoint | None = None,
 ) -> tuple[np.ndarray, list[str], list[MaskedInput]]:
     """One full round in memory; returns the server's result, its survivors and the masked inputs it received."""
     length = len(next(iter(inputs.values())))
-    config = SecAggConfig(session="run-1/round-3", threshold=threshold, vector_length=length)
+    config = SecAggConfig(
+        session="run-1/round-3", threshold=threshold, vector_length=length, **({"codec": codec} if codec else {})
+    )
     extra = {} if entropy is None else {"entropy": entropy}
     clients = {party: SecAggClient(party, config, **extra) for party in inputs}
     server = SecAggServer(config)

@@ -11,6 +11,7 @@ st.title("Data catalog")
 @live
 def catalog_page() -> None:
     rows = queries.validation_rows(sources().store_url)
+    statistics_section(queries.stats_reports(sources().stats_folder))
     if not rows:
         empty_state(
             "No dataset validated yet: each party checks its data against the contract at the start of a run "
@@ -39,6 +40,31 @@ def catalog_page() -> None:
     for party in catalog["party"]:
         with st.expander(f"Schema of {party}'s dataset"):
             st.dataframe(queries.schema_of(rows, party), hide_index=True)
+
+
+def statistics_section(reports: dict) -> None:
+    """Federated statistics (``consortia stats``): pooled figures per feature, suppression shown per party."""
+    if not reports:
+        return
+    st.subheader("Federated statistics")
+    name = st.selectbox("Dataset", list(reports), index=len(reports) - 1, key="stats_report")
+    report = reports[name]
+    parties = ", ".join(f"{party}: {rows} rows" for party, rows in report["parties"].items())
+    st.caption(f"{report['contract']} at {report['created_at']} ({parties}); pooled over the parties that sent figures")
+    frame = queries.stats_frame(report)
+    st.dataframe(frame, hide_index=True)
+    suppressed = frame[frame["suppressed at"] != ""]
+    if not suppressed.empty:
+        st.warning(
+            f"{len(suppressed)} feature(s) suppressed at some party (fewer rows than its minimum): their pooled "
+            "figures leave that party out"
+        )
+    feature = st.selectbox("Histogram of", list(report["features"]), key="stats_feature")
+    bins = queries.histogram_frame(report, feature)
+    if bins.empty:
+        empty_state(f"No histogram of {feature}: every party suppressed it.")
+    else:
+        st.altair_chart(charts.histogram(bins, f"{feature} (pooled)"), width="stretch")
 
 
 catalog_page()

@@ -61,6 +61,16 @@ def run_page() -> None:
         )
         st.dataframe(counts, hide_index=True)
 
+    if run.glm is not None:
+        glm = run.glm
+        st.subheader(f"Model: {glm.family} GLM, equal to the fit on the pooled rows")
+        fit = "converged" if glm.converged else "did NOT converge"
+        st.caption(
+            f"{glm.n_rows} rows, {fit} in {glm.iterations} iterations; deviance {glm.deviance:.4f}, "
+            f"AIC {glm.aic:.4f}, scale {glm.scale:.4g}; coefficients on the standardised features"
+        )
+        st.dataframe(queries.glm_frame(run), hide_index=True)
+
     st.subheader("Promotion")
     if run.promotion is None:
         empty_state("No promotion decision yet: it is made after the last round.")

@@ -68,6 +68,11 @@ class Workspace:
         return self.root / "runs"
 
     @property
+    def stats(self) -> Path:
+        """Federated statistics reports (``consortia stats``), one per contract version."""
+        return self.root / "stats"
+
+    @property
     def parties(self) -> Path:
         return self.root / "parties"
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from components.core.errors import ConfigError
+from components.core.glm.family import FAMILIES, FamilyName
+from components.core.glm.model import family_problem, glm_spec
 from components.core.model_spec import Layer, ModelSpec, PluginRef, family_problems
 from components.core.strategies.registry import check_strategy
 from components.core.tasks import ALL_METRICS, TaskKind, default_promotion_metric, higher_is_better, metrics_of
@@ -119,23 +121,37 @@ class ModelConfig(_Strict):
 
     Fields mean what they mean in ``components.core.model_spec.ModelSpec``."""
 
-    kind: Literal["mlp", "layers", "plugin"] = "mlp"
+    kind: Literal["mlp", "layers", "plugin", "glm"] = "mlp"
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32])
     layers: list[Layer] = Field(default_factory=list)
     plugin: PluginRef | None = None
     input_shape: list[Annotated[int, Field(ge=1)]] | None = None
     standardize: bool = True
     seed: int = 0
+    family: FamilyName | None = Field(default=None, description="kind glm: gaussian, binomial or poisson")
+    ridge: float = Field(default=0.0, ge=0, description="kind glm: L2 penalty on the coefficients but the intercept")
 
     @model_validator(mode="after")
     def _family(self) -> ModelConfig:
+        if self.kind == "glm":
+            if self.family is None:
+                raise ValueError(f"kind glm needs a family: one of [{', '.join(FAMILIES)}]")
+            return self
         for problem in family_problems(self.kind, self.layers, self.plugin):
             raise ValueError(problem)
         return self
 
     def spec(self, n_features: int, n_classes: int, task: TaskKind = "multiclass") -> ModelSpec:
-        """The ModelSpec of this model for a contract's shape (shape mistakes raise ValueError here)."""
-        return ModelSpec(n_features=n_features, n_classes=n_classes, task=task, **self.model_dump())
+        """The ModelSpec of this model for a contract's shape (shape mistakes raise ValueError here).
+
+        A GLM is served as a linear model on the standardised features (``components.core.glm.model``)."""
+        if self.kind == "glm":
+            problem = family_problem(self.family or "", task)
+            if problem is not None:
+                raise ValueError(problem)
+            return glm_spec(n_features, task, self.family or "gaussian")
+        fields = self.model_dump(exclude={"family", "ridge"})
+        return ModelSpec(n_features=n_features, n_classes=n_classes, task=task, **fields)
 
 
 class StrategyConfig(_Strict):
@@ -276,6 +292,14 @@ class FederationConfig(_Strict):
                     ("strategy", "name"),
                     f"strategy {self.strategy.name!r} needs every party's update; with secure aggregation the "
                     f"coordinator sees only their sum: use one of [{', '.join(SECURE_STRATEGIES)}]",
+                )
+            )
+        if self.model.kind == "glm" and self.strategy.name != "fedavg":
+            problems.append(
+                (
+                    ("strategy", "name"),
+                    f"a GLM is fitted by Newton steps on every party's sums; strategy {self.strategy.name!r} does not "
+                    "apply (leave strategy out)",
                 )
             )
         if self.min_parties > len(self.parties):

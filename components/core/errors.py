@@ -8,6 +8,7 @@ ConsortiaError
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
 │   ├── BudgetExceeded      a privacy budget would be exceeded
 │   ├── RunStateError       the run cannot take this step: it completed, or another process coordinates it
+│   ├── DisclosureRefused   a party refuses a request that breaks one of its disclosure rules
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -72,6 +73,14 @@ class BudgetExceeded(PermanentError):
 
 class RunStateError(PermanentError):
     """A run that completed (its record is final) or that another live process coordinates."""
+
+
+class DisclosureRefused(PermanentError):
+    """A party refuses to release sums or statistics that would break one of its disclosure rules (named)."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"disclosure rule {rule}: {message}")
+        self.rule = rule
 
 
 class PartyUnavailable(TransientError):

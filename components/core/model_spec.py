@@ -135,7 +135,9 @@ class Embedding(_Layer):
 
 
 class Activation(_Layer):
-    type: Literal["relu", "gelu", "tanh", "sigmoid"]
+    """Elementwise; ``exp`` is meant for an output (a Poisson GLM's mean), not between layers."""
+
+    type: Literal["relu", "gelu", "tanh", "sigmoid", "exp"]
 
 
 class LeakyReLU(_Layer):
@@ -192,6 +194,7 @@ LAYER_TYPES = (
     "gelu",
     "tanh",
     "sigmoid",
+    "exp",
     "leaky_relu",
     "flatten",
     "reshape",

@@ -10,6 +10,13 @@ from torch import nn
 from components.core import model_spec as ms
 
 
+class Exp(nn.Module):
+    """``exp`` of the input: the inverse of the log link (a Poisson GLM's served mean)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
 class Reshape(nn.Module):
     """Each row to ``shape``; the batch dimension is kept."""
 
@@ -67,6 +74,8 @@ def torch_layer(layer: Any, shape: ms.Shape) -> nn.Module:
         case ms.LeakyReLU():
             return nn.LeakyReLU(layer.negative_slope)
         case ms.Activation():
+            if layer.type == "exp":
+                return Exp()
             return {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[layer.type]()
         case ms.Flatten():
             return nn.Flatten()

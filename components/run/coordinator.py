@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 COORDINATOR = "coordinator"
 HELLO_ASK_EVERY_S = 1.0
-TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT})  # the only party messages that may carry tensors
+TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT, Kind.GLM_SUMS_RESULT})  # party messages with tensors
 ReplyCheck = Callable[[Envelope, Params], None]
 
 

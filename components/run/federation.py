@@ -38,6 +38,8 @@ from components.ml.serving import ServedPredictor
 from components.run.directory import PartyDirectory
 from components.run.edges import RunEdges, workspace_edges
 from components.run.evaluation import Evaluator, Holdout
+from components.run.federated_stats import collect_stats
+from components.run.glm_fit import GlmFit
 from components.run.initial_model import initial_model
 from components.run.promoter import Promoter
 from components.run.recorder import RunRecorder
@@ -47,6 +49,11 @@ from components.run.secure_round import check_secure_reply
 from components.run.settlement import Settlement, individual_updates_withheld
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary, refuse_finished
 from components.run.validation import validate_parties
+
+GLM_NOT_VALUED = (
+    "none: a GLM is fitted from every party's sums at once (the fit of the pooled rows); there are no per-party "
+    "updates to value"
+)
 
 
 def new_run_id(federation: str) -> str:
@@ -131,10 +138,17 @@ class FederationRun:
             config,
             self.checkpoints,
             lambda params: self.evaluator.metrics(params, 0),
-            individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
+            GLM_NOT_VALUED
+            if config.model.kind == "glm"
+            else individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
             edges.store.reputation_of,
         )
         self.promoter = Promoter(config.promotion, edges.registry, self.contract.task)
+        self.glm = (
+            GlmFit(config, self.contract, self.coordinator, self.checkpoints, run_id)
+            if config.model.kind == "glm"
+            else None
+        )
 
     def _install_boundary_checks(self) -> None:
         """Checks every message of a kind passes, whatever request it claims to answer."""
@@ -198,8 +212,16 @@ class FederationRun:
         return 1
 
     def train_round(self, round_number: int) -> RoundResult:
-        """Sample parties, check the privacy budget, train; the new global model is checkpointed."""
+        """Sample parties, check the privacy budget, train; the new global model is checkpointed.
+
+        A GLM's round is one Newton iteration with every party that validated its rows."""
         started = time.perf_counter()
+        if self.glm is not None:
+            result = self.glm.iterate(round_number, sorted(self.rounds.rows_validated), self.rounds.rows_validated)
+            if self.glm.summary is not None:
+                self.recorder.glm(self.glm.summary)
+            result.seconds = time.perf_counter() - started
+            return result
         reputation = {row["name"]: row["reputation"] for row in self.store.party_rows()}
         parties = select_parties(
             self.directory.await_parties(),
@@ -244,6 +266,11 @@ class FederationRun:
         self.recorder.round(row)
         self.checkpoints.mark_finished(trained.round, self.summary.mlflow_run_id)
         return row
+
+    @property
+    def training_done(self) -> bool:
+        """True when no more rounds are needed (a GLM whose fit has converged or ran out of iterations)."""
+        return self.glm is not None and self.glm.done
 
     def stop_early(self, reason: str) -> None:
         """Train no more rounds; the remaining steps use the last finished round."""
@@ -298,6 +325,16 @@ class FederationRun:
         path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late, error)
         ended = RunEnded(status=status, reason=error[:2000] if error else None)
         self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id, ended.model_dump())
+        return path
+
+    def statistics(self, bins: int = 10) -> Path:
+        """Federated descriptive statistics of the contract's features from every listed party (no training);
+        the report's path under the workspace's ``stats/`` folder."""
+        parties = self.directory.await_parties(wait_for_all=True)
+        report = collect_stats(self.coordinator, parties, self.contract, self.run_id, self.config.round_timeout_s, bins)
+        path = self.workspace.stats / f"{self.contract.name}-v{self.contract.version}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_json(path, report.model_dump(mode="json"))
         return path
 
     def close(self) -> None:

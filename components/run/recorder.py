@@ -17,6 +17,7 @@ from components.adapters.store import anonymous_name
 from components.adapters.workspace import Workspace
 from components.core.config import FederationConfig
 from components.core.contract import Contract
+from components.core.glm.summary import GlmSummary
 from components.core.params import Params
 from components.core.ports import MetadataPort, ServedModel, StorePort, TrackerPort
 from components.run.records import Contributions, ReputationChange, Rewards, ValidationResult
@@ -190,6 +191,14 @@ class RunRecorder:
             {f"reputation.{p}": v for p, v in self.summary.reputation.items()}, step=self.final_round
         )
         self.save()
+
+    def glm(self, summary: GlmSummary) -> None:
+        """A GLM's fitted summary: in the run summary, as a JSON artifact, and its fit statistics as metrics."""
+        self.summary.glm = summary
+        self.save()
+        self.tracker.log_json(summary.model_dump(mode="json"), "glm_summary.json")
+        metrics = {"glm_deviance": summary.deviance, "glm_aic": summary.aic, "glm_iterations": summary.iterations}
+        self.tracker.log_metrics(metrics, step=summary.iterations)
 
     def log_model(self, served: ServedModel, params: Params, example: Any) -> str:
         """Log the final model as the registry will serve it; returns the URI to register."""

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from components.core.errors import ProtocolError, QuorumNotReached
 from components.core.params import Layout, Params
 from components.core.protocol import Envelope, Kind
 from components.core.protocol.bodies import parse_body
+from components.core.secagg.encoding import FixedPoint
 from components.core.secagg.protocol import (
     AdvertiseKeys,
     EncryptedShares,
@@ -49,19 +52,33 @@ class SecureRound:
         layout: Layout,
         threshold: int,
         timeout_s: float,
+        *,
+        length: int | None = None,
+        codec: FixedPoint | None = None,
     ) -> None:
+        """``length`` and ``codec`` of the masked vectors: by default a training update's (``layout``'s)."""
         self.coordinator = coordinator
         self.run_id = run_id
         self.round_number = round_number
         self.layout = layout
         self.timeout_s = timeout_s
         self.config = SecAggConfig(
-            session=f"{run_id}/{round_number}", threshold=threshold, vector_length=vector_length(layout)
+            session=f"{run_id}/{round_number}",
+            threshold=threshold,
+            vector_length=length if length is not None else vector_length(layout),
+            codec=codec or FixedPoint(),
         )
         self.server = SecAggServer(self.config)
         self.result = SecureRoundResult(params={}, participants=[], total_examples=0)
 
     def run(self, parties: list[str], train_body: dict[str, Any], current: Params) -> SecureRoundResult:
+        total = self.masked_sum(parties, Kind.TRAIN, train_body, current)
+        self.result.params, self.result.total_examples = decode_mean(total, current, self.layout)
+        return self.result
+
+    def masked_sum(self, parties: list[str], kind: Kind, body: dict[str, Any], tensors: Params) -> np.ndarray:
+        """The four exchanges, the third asking ``kind`` with ``body`` and ``tensors`` (each party's reply is one
+        ``masked`` vector); the unmasked sum of the survivors' vectors (``result.participants``)."""
         keys = self._exchange(parties, Kind.SECAGG_SETUP, {"config": self.config.model_dump(mode="json")})
         for reply in keys.replies.values():
             self.server.receive_keys(parse_body(AdvertiseKeys, reply.envelope.body))
@@ -73,9 +90,9 @@ class SecureRound:
         masked_shape = ((self.config.vector_length,), "uint64")
         trained = self._exchange(
             sorted(bundles),
-            Kind.TRAIN,
-            train_body,
-            tensors=current,
+            kind,
+            body,
+            tensors=tensors,
             bodies=bundles,
             check=lambda _, tensors: check_update(tensors, {"masked": masked_shape}, None, None),
         )
@@ -86,9 +103,8 @@ class SecureRound:
         revealed = self._exchange(self.server.survivors, Kind.SECAGG_UNMASK, {"request": request})
         for reply in revealed.replies.values():
             self.server.receive_unmask(parse_body(UnmaskShares, reply.envelope.body))
-        self.result.params, self.result.total_examples = decode_mean(self.server.result(), current, self.layout)
         self.result.participants = self.server.survivors
-        return self.result
+        return self.server.result()
 
     def _exchange(self, parties: list[str], kind: Kind, body: dict[str, Any], **options: Any) -> Exchange:
         exchange = self.coordinator.exchange(

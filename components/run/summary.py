@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from components.adapters.checkpoints import write_text_atomically
 from components.core.errors import RunStateError
+from components.core.glm.summary import GlmSummary
 
 
 class RoundMetrics(BaseModel):
@@ -104,6 +105,7 @@ class RunSummary(BaseModel):
     late_messages: dict[str, int] = Field(default_factory=dict)
     promotion: Promotion | None = None
     manifests: dict[str, str] = Field(default_factory=dict)
+    glm: GlmSummary | None = None  # kind glm: coefficients, standard errors, tests, deviance, AIC
 
     def write(self, path: Path) -> Path:
         """Write atomically, so the dashboard and scripts never read a half-written summary."""

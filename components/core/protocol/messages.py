@@ -28,6 +28,10 @@ class Kind(StrEnum):
     UPDATE = "update"  # reply: new local weights plus metrics
     EVALUATE = "evaluate"  # request: evaluate the given weights locally
     EVALUATION = "evaluation"  # reply: metrics only
+    GLM_SUMS = "glm_sums"  # request: a GLM's sums at given coefficients (components.core.protocol.glm)
+    GLM_SUMS_RESULT = "glm_sums_result"  # reply: the sums (never rows)
+    STATS = "stats"  # request: descriptive statistics per feature (components.core.protocol.stats)
+    STATS_RESULT = "stats_result"  # reply: the statistics, suppressed where too few rows back them
     SECAGG_SETUP = "secagg_setup"  # request: start a secure-aggregation round (config); reply: SECAGG_KEYS
     SECAGG_KEYS = "secagg_keys"  # reply: the party's public keys for this round
     SECAGG_ROSTER = "secagg_roster"  # request: everyone's public keys; reply: SECAGG_SHARES
@@ -46,6 +50,8 @@ REQUEST_REPLY = {
     Kind.PROFILE: Kind.PROFILE_RESULT,
     Kind.TRAIN: Kind.UPDATE,
     Kind.EVALUATE: Kind.EVALUATION,
+    Kind.GLM_SUMS: Kind.GLM_SUMS_RESULT,
+    Kind.STATS: Kind.STATS_RESULT,
     Kind.SECAGG_SETUP: Kind.SECAGG_KEYS,
     Kind.SECAGG_ROSTER: Kind.SECAGG_SHARES,
     Kind.SECAGG_UNMASK: Kind.SECAGG_REVEAL,
