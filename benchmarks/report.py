@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from benchmarks import aggregation, overhead, peer, transport
+from benchmarks import aggregation, overhead, peer, startup, transport
 from benchmarks.records import RESULTS, Record, read_json
 from benchmarks.tables import Goal, TextTable
 
@@ -79,6 +79,7 @@ def dashboard_body(data: dict[str, Any], record: Record | None) -> str:
 SECTIONS: dict[str, Section] = {
     "peer": Section("Peer comparison: Consortia vs Flower", *own(peer.PeerResult, peer.tables, peer.goals)),
     "overhead": Section("Overhead per round", *own(overhead.OverheadResult, overhead.tables)),
+    "startup": Section("Start-up", *own(startup.StartupResult, startup.tables, startup.goals)),
     "transport": Section(
         "Transport: protocol vs raw pyzmq", *own(transport.TransportResult, transport.tables, transport.goals)
     ),

@@ -11,11 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.adapters.transport import read_public_key, write_keypair
-from components.core.config import dump_yaml
 from components.core.errors import ConsortiaError
 from components.run.logs import configure_logging
-from party_agent.config import PartyConfig, load_party_config
 
 app = typer.Typer(
     help="Run a Consortia party next to your data. Rows never leave this machine.",
@@ -39,6 +36,10 @@ def init(
     out: Annotated[Path | None, typer.Option(help="Folder for party.yaml and keys (default: next to the CSV).")] = None,
 ) -> None:
     """Write party.yaml and a CURVE key pair next to your data; prints the public key to share."""
+    from components.adapters.transport import read_public_key, write_keypair
+    from components.core.config import dump_yaml
+    from party_agent.config import PartyConfig
+
     folder = (out or data.resolve().parent).resolve()
     public_path, secret_path = write_keypair(folder / "keys", name)
     config = PartyConfig(
@@ -60,6 +61,7 @@ def init(
 def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
     """Check your CSV against its data contract locally; prints only a summary."""
     from components.adapters.contracts import load_contract, read_dataset, validate_dataset
+    from party_agent.config import load_party_config
 
     try:
         party = load_party_config(config)
@@ -85,6 +87,7 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
 def _announce(config: Path, leave: bool, timeout: float) -> None:
     from components.core.protocol import Kind
     from party_agent.agent import PartyAgent, announce
+    from party_agent.config import load_party_config
 
     try:
         party = load_party_config(config)
@@ -121,6 +124,7 @@ def run(
     """Join the coordinator and serve training requests until stopped (Ctrl-C)."""
     configure_logging(logging.DEBUG if verbose else logging.INFO, stream=sys.stderr)
     from party_agent.agent import PartyAgent
+    from party_agent.config import load_party_config
 
     try:
         agent = PartyAgent(load_party_config(config))

@@ -8,8 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from components.adapters.checkpoints import write_text_atomically
-
 
 class RoundMetrics(BaseModel):
     """A global model's metrics: classification fills accuracy and ROC AUC, regression rmse, mae and r2;
@@ -87,6 +85,8 @@ class RunSummary(BaseModel):
 
     def write(self, path: Path) -> Path:
         """Write atomically, so the dashboard and scripts never read a half-written summary."""
+        from components.adapters.checkpoints import write_text_atomically  # numpy: not for the CLI's --help
+
         return write_text_atomically(path, self.model_dump_json(indent=2))
 
     @classmethod
