@@ -205,11 +205,17 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 and 2 parties, 10K and 1M; prints, writes no result")
     parser.add_argument("--keep", type=Path, help="keep every workspace and log in this folder")
+    parser.add_argument("--parties", type=int, nargs="+", help="party counts (default 1 5 20)")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), help="model sizes (default all)")
     args = parser.parse_args(arguments)
     console = Console()
     if args.quick:
         setup = OverheadSetup(party_counts=[1, 2], sizes={"10K": SIZES["10K"], "1M": SIZES["1M"]})
     else:
         setup = OverheadSetup()
+    if args.parties:
+        setup.party_counts = args.parties
+    if args.sizes:
+        setup.sizes = {size: SIZES[size] for size in args.sizes}
     with scratch_folder(args.keep, "consortia-overhead-") as scratch:
         return measure_and_record(NAME, arguments, lambda: run(setup, scratch, console), tables, console, args.quick)

@@ -114,7 +114,9 @@ class PartyAgent:
         last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
-                frames = endpoint.receive(timeout_s=0.1)
+                if self._job is not None:  # reply the moment the job is done, not at the next poll's timeout
+                    futures.wait([self._job.future], timeout=0.1)
+                frames = endpoint.receive(timeout_s=0 if self._job is not None else 0.1)
                 if frames is not None:
                     self._handle(endpoint, frames)
                 self._finish_job(endpoint)
