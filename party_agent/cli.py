@@ -50,6 +50,7 @@ def init(
         coordinator_public_key=coordinator_key,
         secret_key_file=secret_path,
         audit_log=folder / "audit.bin",
+        validation_cache=folder / "validations",
     )
     path = dump_yaml(config, folder / "party.yaml")
     public = read_public_key(public_path)
