@@ -196,6 +196,8 @@ def tables(result: OverheadResult) -> list[TextTable]:
         "checks, FedAvg, checkpoint and stored updates, held-out evaluation, MLflow metrics, store row.",
         "Parties share the machine's cores: with more parties than cores, the slowest party's compute "
         "includes waiting for a core.",
+        "Taken while other work ran on the machine (load averages above); only the sizes and party counts "
+        f"listed ran ({', '.join(result.setup.sizes)} x {', '.join(map(str, result.setup.party_counts))} parties).",
     ]
     return [table]
 
