@@ -4,13 +4,16 @@ Each command runs as a fresh process (the installed console scripts next to this
 commands alternating, ``runs`` times each after one warm-up; the figure is the median wall time.
 A party (``party-agent run`` on a demo party, breast cancer) is ready when it logs its validation outcome,
 just before it says hello: once validating its rows (an empty validation cache), once reusing the signed-off
-summary (rows and contract unchanged), alternating.
+summary (rows and contract unchanged), alternating. The coordinator (``consortia run`` on the demo's
+federation, no party started) is ready when its port accepts a TCP connection: in a new workspace, then a
+second time in the same one, alternating.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +48,7 @@ class StartupResult(BaseModel):
     setup: StartupSetup
     rows: list[CommandRow]
     party_rows: list[CommandRow] = Field(default_factory=list)
+    coordinator_rows: list[CommandRow] = Field(default_factory=list)
 
 
 def wall_seconds(argv: list[str]) -> float:
@@ -90,6 +94,48 @@ def party_startup(runs: int, console: Console) -> list[CommandRow]:
     return [CommandRow(command=c, wall_s=s, median_s=median(s)) for c, s in samples.items()]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def coordinator_ready_seconds(workspace: Path, timeout_s: float = 300.0) -> float:
+    """Seconds from starting ``consortia run`` until its port accepts a connection (then its group is stopped)."""
+    from components.adapters.workspace import Workspace
+    from flows.demo import prepare_demo
+    from flows.processes import stop_process_groups
+
+    port = free_port()
+    layout = prepare_demo(Workspace.at(workspace), parties=2, rounds=1, port=port)
+    consortia = Path(sys.executable).parent / "consortia"
+    argv = [str(consortia), "run", str(layout.federation_config), "--workspace", str(workspace)]
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while time.perf_counter() - started < timeout_s:
+            if process.poll() is not None:
+                raise RuntimeError(f"consortia run exited ({process.returncode}) before listening")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.05):
+                    return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"the coordinator did not listen within {timeout_s} s")
+    finally:
+        stop_process_groups([process])
+
+
+def coordinator_startup(runs: int, console: Console) -> list[CommandRow]:
+    samples: dict[str, list[float]] = {"new workspace": [], "second run in the workspace": []}
+    for run_index in range(runs):
+        with tempfile.TemporaryDirectory(prefix="consortia-startup-") as folder:
+            samples["new workspace"].append(coordinator_ready_seconds(Path(folder)))
+            samples["second run in the workspace"].append(coordinator_ready_seconds(Path(folder)))
+        console.print(f"  run {run_index + 1}: " + ", ".join(f"{c} {s[-1]:.2f} s" for c, s in samples.items()))
+    return [CommandRow(command=c, wall_s=s, median_s=median(s)) for c, s in samples.items()]
+
+
 def run(setup: StartupSetup, console: Console) -> StartupResult:
     scripts = Path(sys.executable).parent
     argvs = {command: [str(scripts / command), "--help"] for command in setup.commands}
@@ -102,7 +148,9 @@ def run(setup: StartupSetup, console: Console) -> StartupResult:
             samples[command].append(wall_seconds(argv))
         console.print(f"  run {run_index + 1}: " + ", ".join(f"{c} {s[-1]:.3f} s" for c, s in samples.items()))
     rows = [CommandRow(command=c, wall_s=s, median_s=median(s)) for c, s in samples.items()]
-    return StartupResult(setup=setup, rows=rows, party_rows=party_startup(setup.party_runs, console))
+    party_rows = party_startup(setup.party_runs, console)
+    coordinator_rows = coordinator_startup(setup.party_runs, console)
+    return StartupResult(setup=setup, rows=rows, party_rows=party_rows, coordinator_rows=coordinator_rows)
 
 
 def tables(result: StartupResult) -> list[TextTable]:
@@ -137,9 +185,19 @@ def tables(result: StartupResult) -> list[TextTable]:
     party.notes += [
         "Demo party on breast cancer (about 170 rows). Reusing: the summary in the party's validation_cache, keyed "
         "by the data file's and the contract's content hashes, so Great Expectations is not imported.",
-        "The coordinator's start-up alone is not measured here.",
     ]
-    return [table, party]
+    coordinator = TextTable(
+        f"The coordinator alone (consortia run), start to listening, medians of {result.setup.party_runs} "
+        "alternating runs",
+        ["workspace", "wall (s)", "min (s)", "max (s)"],
+    )
+    for row in result.coordinator_rows:
+        coordinator.add(row.command, f"{row.median_s:.2f}", f"{min(row.wall_s):.2f}", f"{max(row.wall_s):.2f}")
+    coordinator.notes.append(
+        "Includes loading and validating the config, importing the run (torch, MLflow, Prefect) and starting "
+        "Prefect's embedded server: a new one for every run, in both rows."
+    )
+    return [table, party, coordinator]
 
 
 def goals(result: StartupResult) -> list[Goal]:
