@@ -183,7 +183,7 @@ def tables(result: StartupResult) -> list[TextTable]:
     for row in result.party_rows:
         party.add(row.command, f"{row.median_s:.2f}", f"{min(row.wall_s):.2f}", f"{max(row.wall_s):.2f}")
     party.notes += [
-        "Demo party on breast cancer (about 170 rows). Reusing: the summary in the party's validation_cache, keyed "
+        "Demo party on breast cancer (about 230 rows). Reusing: the summary in the party's validation_cache, keyed "
         "by the data file's and the contract's content hashes, so Great Expectations is not imported.",
     ]
     coordinator = TextTable(
