@@ -209,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser.add_argument("--keep", type=Path, help="keep every workspace and log in this folder")
     parser.add_argument("--parties", type=int, nargs="+", help="party counts (default 1 5 20)")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), help="model sizes (default all)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per configuration (default 3)")
     args = parser.parse_args(arguments)
     console = Console()
     if args.quick:
@@ -219,5 +220,7 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
         setup.party_counts = args.parties
     if args.sizes:
         setup.sizes = {size: SIZES[size] for size in args.sizes}
+    if args.rounds:
+        setup.measured_rounds = args.rounds
     with scratch_folder(args.keep, "consortia-overhead-") as scratch:
         return measure_and_record(NAME, arguments, lambda: run(setup, scratch, console), tables, console, args.quick)
