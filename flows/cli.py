@@ -21,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from components.adapters.workspace import Workspace
-from components.core.config import load_federation_config
 from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
@@ -177,6 +176,7 @@ def demo(
     summary: Annotated[Path | None, typer.Option(help="Where to write the run summary JSON.")] = None,
 ) -> None:
     """Split breast-cancer data among local party agents and train a model across them."""
+    from components.core.config import load_federation_config
     from components.run.federation import new_run_id
     from flows.demo import centralized_baseline, prepare_demo
     from flows.processes import PartyProcesses
@@ -215,6 +215,8 @@ def run(
     summary: Annotated[Path | None, typer.Option(help="Also write the run summary JSON here.")] = None,
 ) -> None:
     """Run a federation against party agents that were started with ``party-agent run``."""
+    from components.core.config import load_federation_config
+
     space = Workspace.at(workspace)
     _setup_logging(space)
     try:
@@ -251,6 +253,7 @@ def schedule(
     name: Annotated[str | None, typer.Option(help="Deployment name (default: the federation's name).")] = None,
 ) -> None:
     """Run a federation on a schedule: a Prefect deployment served by this process until Ctrl-C or SIGTERM."""
+    from components.core.config import load_federation_config
     from flows.schedule import describe_schedule, prefect_server_url, serve_schedule
 
     space = Workspace.at(workspace)
@@ -277,6 +280,7 @@ def resume(
     """Continue a run that stopped (e.g. the coordinator died), keeping its round numbers and MLflow run.
     A run that completed is final and is refused; so is a run whose coordinator is still alive."""
     from components.adapters.checkpoints import RunCheckpoints
+    from components.core.config import load_federation_config
     from components.run.summary import refuse_finished
 
     space = Workspace.at(workspace)

@@ -135,6 +135,7 @@ def prepare_demo(
             "secret_key_file": str(secret),
             "heartbeat_interval_s": 1.0,
             "audit_log": str(folder / "audit.bin"),
+            "validation_cache": str(folder / "validations"),
         }
         party_configs[name] = _write_yaml(folder / "party.yaml", party_yaml)
         party_data[name] = data_path

@@ -6,6 +6,7 @@ Only summaries, metrics and model weights ever leave this process.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -15,13 +16,15 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import psutil
-import torch
 
+from components.adapters.checkpoints import write_text_atomically
 from components.adapters.contracts import load_contract, read_dataset, split_features, validate_dataset
 from components.adapters.manifest import build_manifest
 from components.adapters.transport import DealerEndpoint, read_keypair
@@ -53,8 +56,6 @@ from components.core.protocol.messages import HELLO_REQUIRED
 from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
 from components.core.secagg.vectors import encode_update
 from components.core.strategies.dp import privatize_update
-from components.ml.model import parameter_layout
-from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig
 from party_agent.glm import glm_sums
@@ -118,10 +119,13 @@ class PartyAgent:
         self._own_validation = self._worker.submit(self._validate_own_data)
         futures.wait([self._own_validation])
         self._say_hello(endpoint)
+        self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
         last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
-                frames = endpoint.receive(timeout_s=0.1)
+                if self._job is not None:  # reply the moment the job is done, not at the next poll's timeout
+                    futures.wait([self._job.future], timeout=0.1)
+                frames = endpoint.receive(timeout_s=0 if self._job is not None else 0.1)
                 if frames is not None:
                     self._handle(endpoint, frames)
                 self._finish_job(endpoint)
@@ -247,18 +251,35 @@ class PartyAgent:
             self._send(endpoint, self._error(job.request, "internal", repr(error)))
 
     def _validate_own_data(self) -> ValidationSummary:
-        """Check the rows this agent trains on against its configured contract, so the owner knows at start-up."""
+        """Check the rows this agent trains on against its configured contract, so the owner knows at start-up.
+
+        With a ``validation_cache``, the summary of these exact rows (the data file's content hash) against this
+        exact contract (its content hash) is validated once and reused while neither changes."""
+        cached = self._cached_validation()
+        if cached is not None and cached.exists():
+            summary = ValidationSummary.model_validate_json(cached.read_text())
+            self._log_validation(self.contract.ref + " (signed-off summary: rows and contract unchanged)", summary)
+            return summary
         try:
             summary = self._validate_frame(self.frame, self.contract)
         except Exception:
             log.exception("could not validate %s against %s", self.config.data, self.contract.ref)
             raise  # the coordinator's validation request gets the error
         self._log_validation(self.contract.ref, summary)
+        if cached is not None:
+            write_text_atomically(cached, summary.model_dump_json())
         return summary
+
+    def _cached_validation(self) -> Path | None:
+        if self.config.validation_cache is None:
+            return None
+        return self.config.validation_cache / f"{self.manifest.content_hash}-{self.contract.content_hash}.json"
 
     def _validate(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(ValidateRequest, request.body)
         if asked.model is not None:  # before any training: a missing or other-version plug-in refuses here
+            from components.ml.model import parameter_layout
+
             parameter_layout(asked.model)
         contract = load_contract(asked.contract, asked.version)
         if contract.ref == self.contract.ref and self._own_validation is not None:
@@ -289,6 +310,9 @@ class PartyAgent:
                 f"refusing round {request.round}: epsilon after it would be {asked.epsilon_after_round} "
                 f"(none = not differentially private), this dataset's budget is {budget.epsilon}"
             )
+        from components.ml.model import parameter_layout
+        from components.ml.training import train_local
+
         started = time.perf_counter()
         params, result = train_local(asked.model, tensors, self.features, self.labels, asked.training, request.round)
         body = UpdateReply(
@@ -357,6 +381,8 @@ class PartyAgent:
         return Kind.SECAGG_REVEAL, shares.model_dump(mode="json"), {}
 
     def _evaluate(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
+        from components.ml.training import evaluate
+
         asked = parse_body(EvaluateRequest, request.body)
         metrics = evaluate(asked.model, tensors, self.features, self.labels)
         return (
@@ -371,7 +397,7 @@ class PartyAgent:
             cores=os.cpu_count() or 1,
             memory_mb=psutil.virtual_memory().total / 2**20,
             cpu_percent=psutil.cpu_percent(interval=None),
-            versions={"torch": torch.__version__, "numpy": np.__version__},
+            versions={"torch": package_version("torch"), "numpy": np.__version__},
         )
 
     def profile(self) -> dict[str, Any]:

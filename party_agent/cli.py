@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +15,9 @@ from components.adapters.transport import check_public_key, keypair_paths, read_
 from components.core.config import dump_yaml
 from components.core.errors import ConfigError, ConsortiaError, ContractError
 from components.run.logs import configure_logging
-from party_agent.config import PartyConfig, load_party_config
+
+if TYPE_CHECKING:
+    from party_agent.config import PartyConfig
 
 app = typer.Typer(
     help="Run a Consortia party next to your data. Rows never leave this machine.",
@@ -39,6 +41,7 @@ def _init_config(
     from pydantic import ValidationError
 
     from components.adapters.contracts import load_contract
+    from party_agent.config import PartyConfig
 
     check_public_key(coordinator_key, "--coordinator-key")
     if not data.is_file():
@@ -58,6 +61,7 @@ def _init_config(
             coordinator_public_key=coordinator_key,
             secret_key_file=keypair_paths(folder / "keys", name)[1],
             audit_log=folder / "audit.bin",
+            validation_cache=folder / "validations",
         )
     except ValidationError as error:
         first = error.errors()[0]
@@ -101,6 +105,7 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
     """Check your CSV against its data contract locally: a verdict first, failures before passes.
     Exit code 1 when the data fails the contract, 2 when the config or contract cannot be read."""
     from components.adapters.contracts import load_contract, read_dataset, validate_dataset
+    from party_agent.config import load_party_config
 
     try:
         party = load_party_config(config)
@@ -139,6 +144,7 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
 def _announce(config: Path, leave: bool, timeout: float) -> None:
     from components.core.protocol import Kind
     from party_agent.agent import PartyAgent, announce
+    from party_agent.config import load_party_config
 
     try:
         party = load_party_config(config)
@@ -175,6 +181,7 @@ def run(
     """Join the coordinator and serve training requests until stopped (Ctrl-C)."""
     configure_logging(logging.DEBUG if verbose else logging.INFO, stream=sys.stderr)
     from party_agent.agent import PartyAgent
+    from party_agent.config import load_party_config
 
     try:
         agent = PartyAgent(load_party_config(config))

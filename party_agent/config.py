@@ -33,6 +33,11 @@ class PartyConfig(BaseModel):
         default=None,
         description="Append every byte this party sends to this file, so the owner can audit it.",
     )
+    validation_cache: Path | None = Field(
+        default=None,
+        description="Folder of signed-off validation summaries, one per (data file, contract) content hash: "
+        "while neither changes, the agent reuses the summary instead of validating its rows again.",
+    )
 
 
 def load_party_config(path: Path) -> PartyConfig:
@@ -41,4 +46,5 @@ def load_party_config(path: Path) -> PartyConfig:
     config.data = resolve(config.data, base)
     config.secret_key_file = resolve(config.secret_key_file, base)
     config.audit_log = resolve(config.audit_log, base)
+    config.validation_cache = resolve(config.validation_cache, base)
     return config

@@ -31,7 +31,9 @@ from benchmarks.transport import Measurement, TransportSetup, compare
 QUIET = Console(file=io.StringIO())
 
 
-@pytest.mark.parametrize("name", ["peer", "overhead", "transport", "aggregation", "report", "flower", "coordinator"])
+@pytest.mark.parametrize(
+    "name", ["peer", "overhead", "startup", "transport", "aggregation", "report", "flower", "coordinator"]
+)
 def test_benchmark_modules_import(name: str) -> None:
     assert importlib.import_module(f"benchmarks.{name}").__doc__
 
@@ -59,7 +61,7 @@ def test_a_tiny_transport_run_writes_a_record_with_sane_ratios(tmp_path: Path, m
 
 
 def test_a_tiny_aggregation_run_gives_a_share_of_the_measured_bandwidth() -> None:
-    setup = AggregationSetup(update_parameters=10_000, update_counts=[10], runs=1, repeats=1, stream_bytes=4 << 20)
+    setup = AggregationSetup(update_parameters=[10_000], update_counts=[10], runs=1, repeats=1, stream_bytes=4 << 20)
 
     result = aggregation.run(setup, QUIET)
 
@@ -157,7 +159,13 @@ def test_report_lists_each_goal_with_its_verdict(tmp_path: Path, monkeypatch: py
         copy_gb_s=12.0,
         rows=[
             FedAvgRow(
-                updates=10, update_bytes=10**7, gb_s=[4.0], median_gb_s=4.0, share_of_bandwidth=0.4, goal_met=False
+                parameters=2_500_000,
+                updates=10,
+                update_bytes=10**7,
+                gb_s=[4.0],
+                median_gb_s=4.0,
+                share_of_bandwidth=0.4,
+                goal_met=False,
             )
         ],
     )
@@ -166,9 +174,12 @@ def test_report_lists_each_goal_with_its_verdict(tmp_path: Path, monkeypatch: py
 
     text = report.render(tmp_path)
 
-    assert "| FedAvg at least 50% of the measured memory bandwidth | 10 updates 40% | not met |" in text
+    assert (
+        "| FedAvg at least 50% of the measured memory bandwidth from 1M parameters up | 2.5M x 10 40% | not met |"
+        in text
+    )
     assert "Command `python -m benchmarks aggregation`" in text
-    assert "| 10 | 10.0 | 4.00 | 40% | not met |" in text
+    assert "| 2,500,000 | 10 | 10.0 | 4.00 | 40% | not met |" in text
 
 
 def test_fewer_parties_run_where_their_memory_would_not_fit() -> None:

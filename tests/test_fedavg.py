@@ -1,9 +1,9 @@
-"""FedAvg and its streaming kernel on arrays a person can check by hand."""
+"""FedAvg and its cache-blocked kernel on arrays a person can check by hand."""
 
 import numpy as np
 import pytest
 
-from components.core.kernels import WeightedMean, weighted_mean
+from components.core.kernels import CHUNK, WeightedMean, weighted_mean
 from components.core.strategies import ClientUpdate, build_strategy
 
 
@@ -25,7 +25,20 @@ def test_fedavg_weights_by_examples():
     np.testing.assert_allclose(out["w"], [2.5, -0.5])
 
 
-def test_streaming_mean_keeps_one_sum():
+def test_blocked_mean_equals_the_float64_mean_across_block_edges():
+    rng = np.random.default_rng(0)
+    shapes = {"w": (3, CHUNK + 7), "b": (5,), "empty": (0,)}
+    updates = [{n: rng.normal(size=s).astype(np.float32) for n, s in shapes.items()} for _ in range(40)]
+    weights = rng.integers(1, 1000, size=40).tolist()
+    out = weighted_mean(updates, weights)
+    for name in shapes:
+        stacked = np.stack([u[name].astype(np.float64) for u in updates])
+        expected = np.tensordot(np.asarray(weights, dtype=np.float64), stacked, axes=1) / sum(weights)
+        assert out[name].dtype == np.float32 and out[name].shape == shapes[name]
+        np.testing.assert_allclose(out[name], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mean_added_one_at_a_time():
     acc = WeightedMean()
     for value in (1.0, 2.0, 3.0):
         acc.add({"w": np.array([value])}, 1.0)

@@ -397,4 +397,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_timeout_s: float) 
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={max(0, round(busy_timeout_s * 1000))}")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL's recommended setting: a commit is not fsynced, yet the database survives a crash of any process
+    # consistent (a power cut may lose the last commits, which a resume redoes from the checkpoints)
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -52,6 +52,7 @@ from mlflow.protos.databricks_pb2 import (  # noqa: E402
     ErrorCode,
 )
 from mlflow.types import ColSpec, Schema  # noqa: E402
+from mlflow.utils.async_logging.run_operations import RunOperations  # noqa: E402
 
 from components.core.errors import (  # noqa: E402
     PERMANENT_OS_ERRORS,
@@ -144,6 +145,7 @@ class RunTracker:
         self._client = MlflowClient(tracking_uri)
         self._run_id: str | None = None
         self._experiment_id: str | None = None
+        self._queued: list[RunOperations] = []  # metrics handed to MLflow's async logging, not yet confirmed
 
     def start(self, run_name: str, tags: dict[str, str]) -> str:
         """Create a run in the experiment (created on first use); returns the MLflow run id."""
@@ -165,9 +167,21 @@ class RunTracker:
         self._client.log_batch(self._active_run_id(), params=[Param(k, v) for k, v in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Queued to MLflow's async logging (batched off the caller's thread); ``flush`` or ``finish`` confirms."""
         now = int(time.time() * 1000)
         batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        self._client.log_batch(self._active_run_id(), metrics=batch)
+        self._queued.append(self._client.log_batch(self._active_run_id(), metrics=batch, synchronous=False))
+
+    def flush(self) -> None:
+        """Wait until every queued metric is stored; raises the first failure."""
+        queued, self._queued = self._queued, []
+        for operations in queued:
+            operations.wait()
+
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which metric ``key`` is stored in the active run."""
+        self.flush()
+        return {metric.step for metric in self._client.get_metric_history(self._active_run_id(), key)}
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._client.log_batch(self._active_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -219,6 +233,7 @@ class RunTracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run with ``FINISHED``, ``FAILED`` or ``KILLED``."""
+        self.flush()
         self._client.set_terminated(self._active_run_id(), status=status)
 
     def _active_run_id(self) -> str:

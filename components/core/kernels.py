@@ -1,6 +1,6 @@
 """Aggregation kernels: free functions on lists of parameter sets, no I/O.
 
-The weighted mean (FedAvg's kernel, streaming) and the robust kernels. Each robust kernel works
+The weighted mean (FedAvg's kernel, cache-blocked) and the robust kernels. Each robust kernel works
 coordinate by coordinate (median, trimmed mean) or on whole flattened updates (Krum), and returns tensors
 named, shaped and typed like the first input.
 """
@@ -13,22 +13,58 @@ import numpy as np
 
 from components.core.params import Params, flatten, unflatten
 
+CHUNK = 1 << 15  # elements per block: a block of the sum and one of a scaled update stay in L2 cache
+
+
+def _accumulator_dtype(dtype: np.dtype) -> np.dtype:
+    """float32 tensors add up in float32 (in cache; n terms: relative error ~n * 6e-8), wider ones in float64."""
+    return np.dtype(np.float32) if np.dtype(dtype).itemsize <= 4 else np.dtype(np.float64)
+
+
+def _weighted_sum_into(out: np.ndarray, arrays: Sequence[np.ndarray], scales: Sequence[float]) -> None:
+    """``out = sum(scale * array)``, one block of coordinates at a time.
+
+    Each block of the sum is built in a small buffer that stays in cache while every update's block is
+    scaled into a second buffer and added, then written once: memory sees one read of every update and one
+    write of the result, with no whole-update temporary.
+    """
+    flat_out = out.reshape(-1)
+    flats = [np.ravel(array) for array in arrays]
+    acc_dtype = _accumulator_dtype(max((a.dtype for a in flats), key=lambda d: d.itemsize))
+    total = flat_out.size
+    if total == 0:
+        return
+    block = min(CHUNK, total)
+    acc, scaled = np.empty(block, dtype=acc_dtype), np.empty(block, dtype=acc_dtype)
+    for start in range(0, total, block):
+        stop = min(total, start + block)
+        size = stop - start
+        a, t = acc[:size], scaled[:size]
+        np.multiply(flats[0][start:stop], scales[0], out=a, casting="unsafe")
+        for flat, scale in zip(flats[1:], scales[1:], strict=True):
+            np.multiply(flat[start:stop], scale, out=t, casting="unsafe")
+            np.add(a, t, out=a)
+        flat_out[start:stop] = a
+
 
 class WeightedMean:
-    """Streaming weighted mean: keeps one running float64 sum, not every update."""
+    """Weighted mean of parameter sets added one at a time.
+
+    ``add`` keeps a reference to each update (no copy; the rounds hold the updates anyway) and ``result``
+    averages them in one cache-blocked pass (``_weighted_sum_into``), so the kernel streams every update
+    once instead of reading and writing a whole running sum per update.
+    """
 
     def __init__(self) -> None:
-        self._sum: Params | None = None
+        self._params: list[Mapping[str, np.ndarray]] = []
+        self._weights: list[float] = []
         self._weight = 0.0
 
     def add(self, params: Mapping[str, np.ndarray], weight: float) -> None:
         if weight < 0:
             raise ValueError("weights must be non-negative")
-        if self._sum is None:
-            self._sum = {n: np.asarray(a, dtype=np.float64) * weight for n, a in params.items()}
-        else:
-            for name, array in params.items():
-                self._sum[name] += np.asarray(array, dtype=np.float64) * weight
+        self._params.append(params)
+        self._weights.append(float(weight))
         self._weight += weight
 
     @property
@@ -36,9 +72,15 @@ class WeightedMean:
         return self._weight
 
     def result(self, dtype: np.dtype | type = np.float32) -> Params:
-        if self._sum is None or self._weight <= 0:
+        if not self._params or self._weight <= 0:
             raise ValueError("weighted mean of nothing (no updates or all weights zero)")
-        return {name: (s / self._weight).astype(dtype) for name, s in self._sum.items()}
+        scales = [weight / self._weight for weight in self._weights]
+        out: Params = {}
+        for name, first in self._params[0].items():
+            arrays = [np.asarray(params[name]) for params in self._params]
+            out[name] = np.empty(np.shape(first), dtype=dtype)
+            _weighted_sum_into(out[name], arrays, scales)
+        return out
 
 
 def weighted_mean(

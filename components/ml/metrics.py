@@ -7,6 +7,7 @@ loss); regression ``rmse``, ``mae``, ``r2``, ``loss`` (mean squared error).
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from components.core.tasks import TaskKind
@@ -23,9 +24,23 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, n_classes: int
         roc_auc = float("nan")
     elif n_classes == 2:
         roc_auc = float(roc_auc_score(labels, proba[:, 1]))
-    else:
+    elif len(present) < n_classes:  # a class without rows: sklearn decides what one-vs-rest means then
         roc_auc = float(roc_auc_score(labels, proba, multi_class="ovr", labels=classes))
+    else:
+        roc_auc = one_vs_rest_roc_auc(labels, proba)
     return {"accuracy": accuracy, "roc_auc": roc_auc, "loss": loss}
+
+
+def one_vs_rest_roc_auc(labels: np.ndarray, proba: np.ndarray) -> float:
+    """Macro one-vs-rest ROC AUC, every class at once: the AUC of class k is the Mann-Whitney statistic of its
+    rows' scores ``(rank sum - n_k (n_k + 1) / 2) / (n_k (n - n_k))``, ties at average rank (as sklearn's
+    ``roc_auc_score(multi_class="ovr")``, in one ranking instead of one ROC curve per class)."""
+    ranks = rankdata(proba, axis=0)
+    positives = labels[:, None] == np.arange(proba.shape[1])
+    count = positives.sum(axis=0)
+    rank_sums = np.where(positives, ranks, 0.0).sum(axis=0)
+    auc = (rank_sums - count * (count + 1) / 2) / (count * (len(labels) - count))
+    return float(auc.mean())
 
 
 def regression_metrics(targets: np.ndarray, values: np.ndarray) -> dict[str, float]:

@@ -154,6 +154,7 @@ def train_local(
 
 def predict(spec: ModelSpec, params: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """Class probabilities ``[n, n_classes]`` (classification) or values ``[n]`` (regression)."""
+    torch.set_num_threads(1)  # as in training: for these batch sizes, waking a second thread costs more than it saves
     model = build_model(spec)
     set_params(model, params)
     model.eval()

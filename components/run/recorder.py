@@ -83,6 +83,10 @@ class RunRecorder:
         """Open (or reopen, on resume) the run's one tracking run and record the run in the store."""
         if self.summary.mlflow_run_id:
             self.tracker.resume(self.summary.mlflow_run_id)
+            logged = self.tracker.logged_steps("round_seconds")  # metrics are queued: a crash can lose the last
+            for row in self.summary.rounds:
+                if row.round not in logged:
+                    self.tracker.log_metrics(round_metrics(row), step=row.round)
         else:
             self.summary.mlflow_run_id = self.tracker.start(self.run_id, tags={"consortia.run_id": self.run_id})
             self.tracker.log_params(
@@ -122,16 +126,7 @@ class RunRecorder:
         self.summary.rounds = [r for r in self.summary.rounds if r.round != row.round] + [row]
         self.summary.rounds.sort(key=lambda r: r.round)
         self.save()
-        self.tracker.log_metrics(
-            {
-                **row.metrics.present(),
-                "bytes_up": row.bytes_up,
-                "bytes_down": row.bytes_down,
-                "round_seconds": row.seconds,
-                "participants": len(row.participants),
-            },
-            step=row.round,
-        )
+        self.tracker.log_metrics(round_metrics(row), step=row.round)
         self.store.record_round(self.run_id, row.model_dump())
         log.info(
             "run %s round %d: %s, %s, %.2f s",
@@ -263,3 +258,14 @@ class RunRecorder:
                 summary.valuation.errors = self.public(summary.valuation.errors)
                 summary.valuation.ranks = self.public(summary.valuation.ranks)
         return summary.write(self.workspace.summary_path(self.run_id))
+
+
+def round_metrics(row: RoundRow) -> dict[str, float]:
+    """What the tracker records of a round, at step ``row.round``."""
+    return {
+        **row.metrics.present(),
+        "bytes_up": row.bytes_up,
+        "bytes_down": row.bytes_down,
+        "round_seconds": row.seconds,
+        "participants": len(row.participants),
+    }

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from components.adapters.checkpoints import write_text_atomically
 from components.core.errors import RunStateError
 from components.core.glm.summary import GlmSummary
 
@@ -109,6 +108,8 @@ class RunSummary(BaseModel):
 
     def write(self, path: Path) -> Path:
         """Write atomically, so the dashboard and scripts never read a half-written summary."""
+        from components.adapters.checkpoints import write_text_atomically  # numpy: not for the CLI's --help
+
         return write_text_atomically(path, self.model_dump_json(indent=2))
 
     @classmethod

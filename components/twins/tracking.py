@@ -115,6 +115,10 @@ class MemoryTracker(FaultInjection):
         self.run.metrics.setdefault(step, {}).update({key: float(value) for key, value in metrics.items()})
 
     @injectable
+    def logged_steps(self, key: str) -> set[int]:
+        return {step for step, values in self.run.metrics.items() if key in values}
+
+    @injectable
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self.run.tags.update({key: str(value) for key, value in tags.items()})
 

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from components.core.glm.family import Family
 from components.core.glm.sums import GlmSums
@@ -79,6 +78,8 @@ def summarise(
     covariance = scale * np.linalg.inv(information)
     errors = np.sqrt(np.diag(covariance))
     values = beta / errors
+    from scipy import stats  # slow to import: only when a summary is computed
+
     if fam.estimates_scale:
         distribution = stats.t(df_residual)
         log_likelihood = -n / 2 * (1 + math.log(2 * math.pi * total.deviance / n))
