@@ -253,6 +253,9 @@ class FederationConfig(_Strict):
     max_update_norm: float | None = Field(
         default=None, gt=0, description="reject updates farther than this (L2) from the global model"
     )
+    max_party_weight: float | None = Field(
+        default=None, gt=0, le=1, description="the largest share of the aggregate one party's update may weigh"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FederationConfig:
@@ -269,6 +272,13 @@ class FederationConfig(_Strict):
                     ("strategy", "name"),
                     f"strategy {self.strategy.name!r} needs every party's update; with secure aggregation the "
                     f"coordinator sees only their sum: use one of [{', '.join(SECURE_STRATEGIES)}]",
+                )
+            )
+        if self.secure_aggregation.enabled and self.max_party_weight is not None:
+            problems.append(
+                (
+                    ("max_party_weight",),
+                    "with secure aggregation each party weighs its own masked update: the coordinator cannot cap it",
                 )
             )
         if self.min_parties > len(self.parties):

@@ -231,12 +231,16 @@ class Coordinator:
             raise
         pending.reply = Reply(party=party, envelope=envelope, tensors=tensors, size=size)
 
-    def _reject(self, party: str, routing_id: bytes, error: ProtocolError, reply_to: str | None) -> None:
+    def count_refusal(self, party: str, error: ProtocolError) -> None:
+        """Count, log (within the party's log budget) and report a refused message or claim of ``party``."""
         self.rejected[party] += 1
         self.rejected_codes[(party, error.code)] += 1
         if self._may_log(party, f"code {error.code}"):
             log.warning("rejected a message from %s (code %s): %s", party, error.code, error)
         self._emit(party, "rejected", {"code": error.code, "message": str(error)})
+
+    def _reject(self, party: str, routing_id: bytes, error: ProtocolError, reply_to: str | None) -> None:
+        self.count_refusal(party, error)
         if not self._budget(self._reply_budgets, party, self.reply_burst, self.reply_rate_per_s):
             self.throttled[party] += 1  # counted above, not answered: nobody is owed one reply per message sent
             return
