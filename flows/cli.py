@@ -20,10 +20,12 @@ from components.core.config import load_federation_config
 from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
+from flows.admission_cli import readmit
 from flows.contract_cli import contract_app
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+app.command()(readmit)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")

@@ -366,9 +366,15 @@ class PartyAgent:
         return request.reply(Kind.ERROR, self.config.name, body)
 
 
-def announce(config: PartyConfig, kind: Kind, body: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+def announce(
+    config: PartyConfig,
+    kind: Kind,
+    body: dict[str, Any],
+    timeout_s: float = 30.0,
+    dealer: DealerFactory = DealerEndpoint,
+) -> dict[str, Any]:
     """Send one REGISTER (with the profile) or LEAVE and wait for the coordinator's acknowledgement."""
-    endpoint = DealerEndpoint(config.coordinator, config.coordinator_public_key, read_keypair(config.secret_key_file))
+    endpoint = dealer(config.coordinator, config.coordinator_public_key, read_keypair(config.secret_key_file))
     audit = AuditLog(config.audit_log) if config.audit_log else None
     try:
         request = Envelope(kind=kind, sender=config.name, body=body)

@@ -93,6 +93,11 @@ def _announce(config: Path, leave: bool, timeout: float) -> None:
     except ConsortiaError as error:
         _fail(error)
     console.print(f"coordinator acknowledged: {answer}")
+    if leave:
+        console.print(
+            "done: you left the federation; its coordinator refuses this key in every later run "
+            "until its MLOps engineer re-admits you (`consortia readmit`)"
+        )
 
 
 @app.command()

@@ -185,6 +185,7 @@ class Coordinator:
             self._emit(party, "heartbeat", {"resources": info.last_heartbeat.resources.model_dump()})
         elif envelope.kind == Kind.BYE:
             self.liveness.leave(party)
+            self._abandon(party, "the party disconnected (bye)")
             self._emit(party, "bye", {})
         elif envelope.kind == Kind.REGISTER:
             profile = parse_body(Hello, envelope.body)
@@ -194,12 +195,20 @@ class Coordinator:
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
             self.liveness.leave(party)
             self.admitted.discard(peer.public_key)  # from now on this key gets nothing back
+            self._abandon(party, "the party left the federation")
             self._emit(party, "leave", {})
         elif envelope.kind in (*REQUEST_REPLY.values(), Kind.ERROR):
             self.liveness.observe(party, now)
             self._settle(party, envelope, tensors, size)
         else:
             raise ProtocolError(f"a party may not send {envelope.kind.value!r}", code="kind")
+
+    def _abandon(self, party: str, why: str) -> None:
+        """Settle every open request to ``party`` with ``why``: an exchange waits for it no longer."""
+        with self._changed:
+            for pending in self._pending.values():
+                if pending.party == party and pending.reply is None and pending.error is None:
+                    pending.error = why
 
     def _settle(self, party: str, envelope: Envelope, tensors: Params, size: int) -> None:
         with self._changed:

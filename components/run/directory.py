@@ -1,4 +1,7 @@
-"""The party directory: who is admitted (the config's keys), who is online (liveness), who has left.
+"""The party directory: who is admitted (the config's keys but those that left), who is online, who has left.
+
+A party that leaves (``party-agent leave``) is refused from then on: by this run at once, and by every later
+run and coordinator through the store's departures, until the MLOps engineer re-admits it (``consortia readmit``).
 
 It owns the coordinator's endpoint for the run. Party events arrive on the transport's I/O thread;
 the directory updates its memory at once and hands the store writes to one writer thread, so a
@@ -13,7 +16,7 @@ import threading
 from typing import Any
 
 from components.core.config import FederationConfig
-from components.core.errors import PartyUnavailable
+from components.core.errors import ConfigError, PartyUnavailable
 from components.core.ports import KeyPair, RouterFactory
 from components.core.protocol.bodies import PrivacyBudget
 from components.run.coordinator import Coordinator
@@ -29,9 +32,24 @@ class PartyDirectory:
     def __init__(self, config: FederationConfig, keys: KeyPair, router: RouterFactory, recorder: RunRecorder) -> None:
         self.config = config
         self.recorder = recorder
-        self.names = [p.name for p in config.parties]
-        self._key_of = {p.name: p.public_key for p in config.parties}
+        departed = recorder.store.departed([p.public_key for p in config.parties])
+        admitted = [p for p in config.parties if p.public_key not in departed]
         for party in config.parties:
+            if party.public_key in departed:
+                log.warning(
+                    "%s left the federation: its key is refused until re-admitted (`consortia readmit %s`)",
+                    party.name,
+                    party.name,
+                )
+        if len(admitted) < config.min_parties:
+            raise ConfigError(
+                f"{len(admitted)} parties admitted, min_parties is {config.min_parties}: "
+                + ", ".join(sorted(p.name for p in config.parties if p.public_key in departed))
+                + " left the federation (`consortia readmit NAME` admits a party again)"
+            )
+        self.names = [p.name for p in admitted]
+        self._key_of = {p.name: p.public_key for p in admitted}
+        for party in admitted:
             recorder.admit(party.name, party.public_key)
         self._events: queue.SimpleQueue[tuple[str, str, dict[str, Any]]] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_events, name="party-status-writer", daemon=True)
@@ -39,7 +57,7 @@ class PartyDirectory:
         self.coordinator = Coordinator(
             bind=config.coordinator.bind,
             keys=keys,
-            party_keys=config.party_by_key(),
+            party_keys={key: name for name, key in self._key_of.items()},
             max_message_bytes=config.max_message_mb << 20,
             liveness_timeout_s=config.heartbeat_timeout_s,
             on_event=self._on_party_event,
@@ -105,7 +123,7 @@ class PartyDirectory:
         elif event == "bye":
             self.recorder.party_status(party, "offline")
         elif event == "leave":
-            self.recorder.forget(party)
+            self.recorder.forget(party, self._key_of[party])
 
     def close(self) -> None:
         """Release the endpoint, write the pending events, then mark every party offline for this coordinator."""

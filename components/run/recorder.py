@@ -67,9 +67,11 @@ class RunRecorder:
     def party_status(self, party: str, status: str, resources: dict[str, Any] | None = None) -> None:
         self.store.mark_party(party, status, resources)
 
-    def forget(self, party: str) -> None:
-        """A party left: delete its rows now, and keep only anonymous statistics in what is written later."""
+    def forget(self, party: str, public_key: str) -> None:
+        """A party left: refuse its key from now on (in later runs too), delete its rows now, and keep only
+        anonymous statistics in what is written later."""
         self.left.add(party)
+        self.store.record_departure(public_key)
         self.store.delete_party(party)
 
     def public(self, values: Mapping[str, Any]) -> dict[str, Any]:
