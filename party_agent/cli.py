@@ -14,14 +14,18 @@ from rich.table import Table
 from components.adapters.transport import read_public_key, write_keypair
 from components.core.config import dump_yaml
 from components.core.errors import ConsortiaError
+from components.core.policy import PartyPolicy
 from components.run.logs import configure_logging
 from party_agent.config import PartyConfig, load_party_config
+from party_agent.plans_cli import approve, deny, requests
 
 app = typer.Typer(
     help="Run a Consortia party next to your data. Rows never leave this machine.",
     no_args_is_help=True,
 )
 console = Console(stderr=True)
+for command in (requests, approve, deny):
+    app.command()(command)
 
 
 def _fail(error: Exception) -> None:
@@ -49,6 +53,7 @@ def init(
         coordinator_public_key=coordinator_key,
         secret_key_file=secret_path,
         audit_log=folder / "audit.bin",
+        policy=dump_yaml(PartyPolicy(coordinators=[coordinator_key]), folder / "policy.yaml"),
     )
     path = dump_yaml(config, folder / "party.yaml")
     public = read_public_key(public_path)

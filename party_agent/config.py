@@ -24,10 +24,22 @@ class PartyConfig(BaseModel):
     privacy_budget: PrivacyBudget | None = Field(
         default=None, description="Refuse to train in a run whose differential-privacy spend would exceed this."
     )
+    policy: Path | None = Field(
+        default=None,
+        description="the owner's policy (policy.yaml): which runs this party serves; none = any plan is accepted",
+    )
+    requests_dir: Path | None = Field(
+        default=None, description="run plans received, one JSON file each (default: requests/ next to the data)"
+    )
     audit_log: Path | None = Field(
         default=None,
         description="Append every byte this party sends to this file, so the owner can audit it.",
     )
+
+
+def requests_folder(config: PartyConfig) -> Path:
+    """Where this party keeps the run plans it received."""
+    return config.requests_dir or config.data.parent / "requests"
 
 
 def load_party_config(path: Path) -> PartyConfig:
@@ -36,4 +48,6 @@ def load_party_config(path: Path) -> PartyConfig:
     config.data = resolve(config.data, base)
     config.secret_key_file = resolve(config.secret_key_file, base)
     config.audit_log = resolve(config.audit_log, base)
+    config.policy = resolve(config.policy, base)
+    config.requests_dir = resolve(config.requests_dir, base) or base / "requests"
     return config

@@ -25,6 +25,12 @@ def run_page() -> None:
     parties_col.metric("Parties", len(queries.run_parties(run)))
     if run.stopped_early:
         st.warning(f"Stopped early: {run.stopped_early}")
+    if run.status == "failed" and run.error:
+        st.error(f"Failed: {run.error}")
+    decisions = queries.plan_decisions_frame(run)
+    if not decisions.empty:
+        st.subheader("Run plan: each party's decision")
+        st.dataframe(decisions, hide_index=True)
     if rounds.empty:
         empty_state("No round has finished yet: charts appear after the first one (live refresh follows the run).")
         return

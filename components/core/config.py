@@ -241,6 +241,9 @@ class FederationConfig(_Strict):
     round_timeout_s: float = Field(default=120.0, gt=0)
     heartbeat_timeout_s: float = Field(default=15.0, gt=0, description="silence after which a party is offline")
     join_timeout_s: float = Field(default=120.0, gt=0)
+    approval_timeout_s: float = Field(
+        default=600.0, gt=0, description="how long a run waits for parties whose owner holds the plan for approval"
+    )
     holdout: Path | None = None
     coordinator: CoordinatorConfig
     parties: list[PartyEntry] = Field(min_length=1)

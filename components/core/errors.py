@@ -7,6 +7,7 @@ ConsortiaError
 │   ├── ProtocolError       a message is malformed, hostile or from another protocol version
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
 │   ├── BudgetExceeded      a privacy budget would be exceeded
+│   ├── PolicyRefusal       a party's policy refuses the run (or this request of it), or too many parties did
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -67,6 +68,10 @@ class UpdateRejected(ProtocolError):
 
 class BudgetExceeded(PermanentError):
     """Running the next round would spend more privacy budget than allowed."""
+
+
+class PolicyRefusal(PermanentError):
+    """A data owner's policy (or the owner) refused a run plan or a request outside the accepted plan."""
 
 
 class PartyUnavailable(TransientError):

@@ -77,6 +77,10 @@ class PartyDirectory:
             )
         return ready
 
+    def leave_out(self, parties: list[str]) -> None:
+        """No request of this run goes to ``parties`` (they refused its plan)."""
+        self.names = [name for name in self.names if name not in parties]
+
     def privacy_budget(self, parties: list[str]) -> tuple[float | None, float]:
         """The tightest epsilon budget and delta among ``parties`` (None: nobody declared a budget)."""
         budgets: list[PrivacyBudget] = [

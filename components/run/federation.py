@@ -28,6 +28,7 @@ from components.core.model_spec import ModelSpec
 from components.core.ports import ServedModel
 from components.core.protocol import Kind
 from components.core.protocol.bodies import LocalPrivacy, TrainRequest
+from components.core.protocol.plan import PlanDecision
 from components.core.secagg.vectors import vector_length
 from components.core.selection import select_parties
 from components.core.strategies import Strategy, build_strategy
@@ -39,6 +40,7 @@ from components.run.directory import PartyDirectory
 from components.run.edges import RunEdges, workspace_edges
 from components.run.evaluation import Evaluator, Holdout
 from components.run.initial_model import initial_model
+from components.run.plans import agree, require_acceptance, run_plan
 from components.run.promoter import Promoter
 from components.run.recorder import RunRecorder
 from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
@@ -150,8 +152,20 @@ class FederationRun:
     def start_tracking(self) -> str:
         return self.recorder.start(self.contract)
 
+    def agree_plan(self) -> dict[str, PlanDecision]:
+        """Every party decides on the run plan first; those that refuse it get no request of this run."""
+        parties = self.directory.await_parties(wait_for_all=True)
+        plan = run_plan(self.config, self.spec, self.layout, self.strategy.privacy(), self.run_id)
+        decisions = agree(self.coordinator, parties, plan, self.config.approval_timeout_s)
+        self.recorder.plan_decisions(decisions)  # also when too many refused: the summary names each decision
+        require_acceptance(decisions, self.config.min_parties)
+        self.directory.leave_out([party for party, d in decisions.items() if d.verdict != "accept"])
+        return decisions
+
     def validate(self) -> ValidationResult:
-        """Every party checks its own data against the contract; a violation anywhere stops the run."""
+        """The parties agree on the plan, then each checks its own data against the contract; a contract
+        violation anywhere stops the run."""
+        self.agree_plan()
         parties = self.directory.await_parties(wait_for_all=True)
         result = validate_parties(
             self.coordinator,

@@ -19,6 +19,7 @@ from components.core.config import FederationConfig
 from components.core.contract import Contract
 from components.core.params import Params
 from components.core.ports import MetadataPort, ServedModel, StorePort, TrackerPort
+from components.core.protocol.plan import PlanDecision
 from components.run.records import Contributions, ReputationChange, Rewards, ValidationResult
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 
@@ -100,6 +101,12 @@ class RunRecorder:
         self.store.start_run(self.run_id, self.config.name, self.summary.config)
         self.save()
         return self.summary.mlflow_run_id
+
+    def plan_decisions(self, decisions: Mapping[str, PlanDecision]) -> None:
+        """Each party's decision on the run plan, in the summary and on the tracking run."""
+        self.summary.plan_decisions = {party: d.model_dump() for party, d in sorted(decisions.items())}
+        self.tracker.set_tags({f"plan.{party}": d.verdict for party, d in decisions.items()})
+        self.save()
 
     def validation(self, result: ValidationResult, contract: Contract) -> None:
         """Summaries into the store and the summary; manifests and the contract versioned with DVC."""
@@ -240,6 +247,7 @@ class RunRecorder:
             for party in left:
                 summary.manifests.pop(party, None)
                 summary.validation.pop(party, None)
+                summary.plan_decisions.pop(party, None)
             for row in summary.rounds:
                 row.participants = [anonymous_name(p) if p in left else p for p in row.participants]
                 row.party_metrics = self.public(row.party_metrics)
