@@ -136,7 +136,8 @@ def prepare_demo(
             "coordinator_public_key": coordinator_public,
             "secret_key_file": str(secret),
             "heartbeat_interval_s": 1.0,
-            "audit_log": str(folder / "audit.bin"),
+            "audit_log": str(folder / "audit.jsonl"),
+            "wire_log": str(folder / "wire.bin"),
             "policy": str(
                 dump_yaml(
                     PartyPolicy(coordinators=[coordinator_public], federations=[federation_name]),

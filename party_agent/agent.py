@@ -64,6 +64,7 @@ from components.ml.training import evaluate, train_local
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig, requests_folder
 from party_agent.plans import PlanDesk, load_policy
+from party_agent.wire_capture import WireCapture
 
 log = logging.getLogger("party_agent")
 
@@ -98,6 +99,7 @@ class PartyAgent:
         self.manifest = build_manifest(config.name, config.data, self.frame, self.contract.name, self.contract.version)
         self.keys = read_keypair(config.secret_key_file)
         self.audit = AuditLog(config.audit_log) if config.audit_log else None
+        self.wire = WireCapture(config.wire_log) if config.wire_log else None
         policy = load_policy(config.policy)
         self.plans = PlanDesk(policy or PartyPolicy(), requests_folder(config), enforce=policy is not None)
         self.privacy_budget = (policy.privacy_budget if policy else None) or config.privacy_budget
@@ -158,8 +160,10 @@ class PartyAgent:
 
     def _send(self, endpoint: DealerPort, envelope: Envelope, tensors: Params | None = None) -> None:
         frames = encode(envelope, tensors)
+        if self.wire is not None:
+            self.wire.record(frames)
         if self.audit is not None:
-            self.audit.record(frames)
+            self.audit.sent(envelope, frames)
         endpoint.send(frames)
 
     # ---- requests ----
@@ -225,9 +229,13 @@ class PartyAgent:
         except ProtocolError as error:
             self._send(endpoint, self._error(request, error.code, str(error)))
             return
+        if self.audit is not None:
+            self.audit.append("plan", plan.run_id, 0, plan=plan.model_dump(mode="json"))
         decision = self.plans.receive(plan, self.config.coordinator_public_key)
         if decision is None:
             self._held[plan.run_id] = request
+            if self.audit is not None:
+                self.audit.append("decision", plan.run_id, 0, verdict="hold", reason="held for the data owner")
             log.warning(
                 "run %s is held for you: `party-agent requests`, then `party-agent approve %s` "
                 "or `party-agent deny %s --reason TEXT`",
@@ -256,6 +264,8 @@ class PartyAgent:
     def _decided(self, endpoint: DealerPort, request: Envelope, decision: PlanDecision) -> None:
         level = logging.INFO if decision.verdict == "accept" else logging.WARNING
         log.log(level, "run %s: %s (%s) %s", request.run_id, decision.verdict, decision.rule or "", decision.reason)
+        if self.audit is not None:
+            self.audit.append("decision", request.run_id, 0, **decision.model_dump())
         self._send(endpoint, request.reply(Kind.DECISION, self.config.name, decision.model_dump()))
 
     @property
@@ -453,7 +463,7 @@ def announce(
         request = Envelope(kind=kind, sender=config.name, body=body)
         frames = encode(request)
         if audit is not None:
-            audit.record(frames)
+            audit.sent(request, frames)
         endpoint.send(frames)
         deadline = time.monotonic() + timeout_s
         while (remaining := deadline - time.monotonic()) > 0:

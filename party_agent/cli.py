@@ -16,6 +16,7 @@ from components.core.config import dump_yaml
 from components.core.errors import ConsortiaError
 from components.core.policy import PartyPolicy
 from components.run.logs import configure_logging
+from party_agent.audit_cli import audit_app
 from party_agent.config import PartyConfig, load_party_config
 from party_agent.plans_cli import approve, deny, requests
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 for command in (requests, approve, deny):
     app.command()(command)
+app.add_typer(audit_app, name="audit")
 
 
 def _fail(error: Exception) -> None:
@@ -52,7 +54,7 @@ def init(
         coordinator=coordinator,
         coordinator_public_key=coordinator_key,
         secret_key_file=secret_path,
-        audit_log=folder / "audit.bin",
+        audit_log=folder / "audit.jsonl",
         policy=dump_yaml(PartyPolicy(coordinators=[coordinator_key]), folder / "policy.yaml"),
     )
     path = dump_yaml(config, folder / "party.yaml")

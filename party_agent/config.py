@@ -33,8 +33,9 @@ class PartyConfig(BaseModel):
     )
     audit_log: Path | None = Field(
         default=None,
-        description="Append every byte this party sends to this file, so the owner can audit it.",
+        description="the hash-chained JSON-lines log of plans, decisions and what left (`party-agent audit`)",
     )
+    wire_log: Path | None = Field(default=None, description="also capture every byte sent to this file (forensics)")
 
 
 def requests_folder(config: PartyConfig) -> Path:
@@ -48,6 +49,7 @@ def load_party_config(path: Path) -> PartyConfig:
     config.data = resolve(config.data, base)
     config.secret_key_file = resolve(config.secret_key_file, base)
     config.audit_log = resolve(config.audit_log, base)
+    config.wire_log = resolve(config.wire_log, base)
     config.policy = resolve(config.policy, base)
     config.requests_dir = resolve(config.requests_dir, base) or base / "requests"
     return config
