@@ -193,6 +193,14 @@ class ValuationConfig(_Strict):
 SECURE_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad")
 
 
+class RateLimitConfig(_Strict):
+    """What one party may send unasked (hello, heartbeat, register, bye); replies to requests are never limited."""
+
+    messages_per_s: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=100, ge=1)
+    disconnect_after: int = Field(default=2000, ge=1, description="dropped messages before a flooder is cut off")
+
+
 class SecureAggregationConfig(_Strict):
     """Pairwise-masked updates: the coordinator only learns the sum of each round's updates."""
 
@@ -253,6 +261,7 @@ class FederationConfig(_Strict):
     promotion: PromotionConfig
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
+    party_rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     max_update_norm: float | None = Field(
         default=None, gt=0, description="reject updates farther than this (L2) from the global model"
     )

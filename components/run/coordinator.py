@@ -8,7 +8,11 @@ counted (``rejected``, and per error code in ``rejected_codes``), but the replie
 sends a party (typed errors, welcomes) come from a token bucket per party (``reply_burst``, refilled
 at ``reply_rate_per_s``); beyond it a refusal is counted in ``throttled`` and not answered. Replies
 the transport could not hand to a peer that stopped reading are counted in ``dropped_replies``.
-Log lines per party are rate-limited the same way: what is not logged one by one is logged as a
+Unasked messages (hello, heartbeat, register, bye) come from a bucket per party too (``message_burst``, refilled
+at ``message_rate_per_s``): beyond it they are counted in ``dropped`` and go no further (not parsed, no liveness
+update, no store write); after ``flood_disconnect_after`` of them the party is disconnected for the rest of the
+run (its key gets nothing back) and one ``flood`` refusal costs it reputation. Replies to requests are never
+rate-limited. Log lines per party are rate-limited the same way: what is not logged one by one is logged as a
 counted summary, and ``close`` logs each party's totals by error code. An honest party (a hello,
 a heartbeat every few seconds, one reply per request) never comes near either budget.
 """
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 COORDINATOR = "coordinator"
 HELLO_ASK_EVERY_S = 1.0
 TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT})  # the only party messages that may carry tensors
+RATE_LIMITED = frozenset({Kind.HELLO, Kind.HEARTBEAT, Kind.REGISTER, Kind.BYE})  # what a party sends unasked
 ReplyCheck = Callable[[Envelope, Params], None]
 
 
@@ -122,6 +127,11 @@ class Coordinator:
     rejected_codes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (party, error code) -> messages
     throttled: Counter[str] = field(default_factory=Counter)  # replies not sent: the party's reply budget was spent
     dropped_replies: Counter[str] = field(default_factory=Counter)  # replies the transport could not hand over
+    message_burst: int = 100  # unasked messages (hello, heartbeat, register, bye) a party may send at once ...
+    message_rate_per_s: float = 20.0  # ... and per second after that; beyond, they are dropped and counted
+    flood_disconnect_after: int = 2000  # dropped messages after which the party is disconnected for this run
+    dropped: Counter[str] = field(default_factory=Counter)  # unasked messages over the party's rate, not handled
+    disconnected: set[str] = field(default_factory=set)  # parties disconnected for flooding
 
     def __post_init__(self) -> None:
         self.liveness = Liveness(self.liveness_timeout_s)
@@ -130,6 +140,7 @@ class Coordinator:
         self._changed = threading.Condition()
         self.admitted: set[str] = set(self.party_keys)
         self._reply_budgets: dict[str, _Bucket] = {}
+        self._message_budgets: dict[str, _Bucket] = {}
         self._log_budgets: dict[str, _Bucket] = {}
         self._unlogged: dict[str, Counter[str]] = {}  # party -> what was not logged line by line, by label
         self._summarised_at: dict[str, float] = {}
@@ -165,6 +176,11 @@ class Coordinator:
         info = self.parties[party]
         if tensors and envelope.kind not in TENSOR_KINDS:
             raise ProtocolError(f"a {envelope.kind.value} message carries no tensors", code="tensor")
+        if envelope.kind in RATE_LIMITED and not self._budget(
+            self._message_budgets, party, self.message_burst, self.message_rate_per_s
+        ):
+            self._drop(party, peer)
+            return
         if (check := self.boundary_checks.get(envelope.kind)) is not None:
             check(envelope, tensors)
         if envelope.kind == Kind.HELLO:
@@ -202,6 +218,27 @@ class Coordinator:
             self._settle(party, envelope, tensors, size)
         else:
             raise ProtocolError(f"a party may not send {envelope.kind.value!r}", code="kind")
+
+    def _drop(self, party: str, peer: Peer) -> None:
+        """An unasked message over the party's rate: counted, not parsed, stored or answered. A party that keeps
+        flooding is disconnected for the rest of the run: its key gets nothing back, and the refusal costs it
+        reputation."""
+        self.dropped[party] += 1
+        if self.dropped[party] < self.flood_disconnect_after or party in self.disconnected:
+            return
+        self.disconnected.add(party)
+        self.admitted.discard(peer.public_key)
+        self.liveness.leave(party)
+        self._abandon(party, "disconnected for flooding")
+        self.count_refusal(
+            party,
+            ProtocolError(
+                f"{self.dropped[party]} messages over the rate of {self.message_rate_per_s:g}/s: "
+                "disconnected for the rest of the run",
+                code="flood",
+            ),
+        )
+        self._emit(party, "flood", {})
 
     def _abandon(self, party: str, why: str) -> None:
         """Settle every open request to ``party`` with ``why``: an exchange waits for it no longer."""
@@ -303,7 +340,8 @@ class Coordinator:
         codes = Counter({code: n for (who, code), n in self.rejected_codes.items() if who == party})
         return (
             f"rejections from {party}: {sum(codes.values())} in total, {self.throttled[party]} replies throttled, "
-            f"{self.dropped_replies[party]} replies dropped by the transport, {self.late[party]} late; "
+            f"{self.dropped_replies[party]} replies dropped by the transport, {self.late[party]} late, "
+            f"{self.dropped[party]} unasked messages over its rate dropped; "
             f"by code: {_counts(codes) or 'none'}"
         )
 
@@ -415,7 +453,8 @@ class Coordinator:
         self._endpoint.close()
         for party in sorted(self._unlogged):
             self._log_unlogged(party)
-        for party in sorted({p for p, _ in self.rejected_codes} | set(self.throttled) | set(self.dropped_replies)):
+        flooding = set(self.throttled) | set(self.dropped_replies) | set(self.dropped)
+        for party in sorted({p for p, _ in self.rejected_codes} | flooding):
             log.warning("%s", self.accounting(party))
 
 

@@ -62,6 +62,9 @@ class PartyDirectory:
             liveness_timeout_s=config.heartbeat_timeout_s,
             on_event=self._on_party_event,
             router=router,
+            message_burst=config.party_rate_limit.burst,
+            message_rate_per_s=config.party_rate_limit.messages_per_s,
+            flood_disconnect_after=config.party_rate_limit.disconnect_after,
         )
 
     # ---- who is there ----
@@ -97,7 +100,7 @@ class PartyDirectory:
         if event == "leave":  # forgotten at once in what is written next; its store rows go on the writer thread
             self.names = [p for p in self.names if p != party]
             self.recorder.left.add(party)
-        if event in ("hello", "register", "heartbeat", "bye", "leave"):
+        if event in ("hello", "register", "heartbeat", "bye", "leave", "flood"):
             self._events.put((party, event, detail))
 
     def _write_events(self) -> None:
@@ -126,6 +129,8 @@ class PartyDirectory:
             self.recorder.party_status(party, "online", detail.get("resources"))
         elif event == "bye":
             self.recorder.party_status(party, "offline")
+        elif event == "flood":
+            self.recorder.party_status(party, "disconnected")
         elif event == "leave":
             self.recorder.forget(party, self._key_of[party])
 
