@@ -340,7 +340,7 @@ def plan_decisions_frame(run: RunSummary) -> pd.DataFrame:
 
 
 def validation_frame(run: RunSummary) -> pd.DataFrame:
-    """A run's validation summaries and the manifest (DVC hash) of each party's dataset."""
+    """A run's validation summaries and the manifest hash (SHA-256 of the data file) of each party's dataset."""
     rows = []
     for party in sorted({*run.validation, *run.manifests}):
         summary = run.validation.get(party, {})

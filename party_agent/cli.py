@@ -85,6 +85,9 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
             "pass" if outcome.success else "[red]FAIL[/red]",
         )
     Console().print(table)
+    from components.adapters.manifest import file_sha256
+
+    console.print(f"manifest hash (SHA-256 of {party.data}, as run summaries show it): {file_sha256(party.data)}")
     if not summary.success:
         raise typer.Exit(code=1)
 

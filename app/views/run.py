@@ -78,7 +78,10 @@ def run_page() -> None:
 
     st.subheader("Data used")
     st.dataframe(queries.validation_frame(run), hide_index=True)
-    st.caption("`manifest` is the DVC hash of each party's dataset manifest (hash, shape, schema; never rows).")
+    st.caption(
+        "`manifest` is the SHA-256 of each party's data file, as its owner recomputes it (`sha256sum FILE`) "
+        "and finds it in the party's audit log; never rows."
+    )
 
 
 def _fmt(value: float | None) -> str:

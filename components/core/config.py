@@ -262,6 +262,11 @@ class FederationConfig(_Strict):
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
     party_rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    party_updates: Literal["keep", "until_settled"] = Field(
+        default="keep",
+        description="until_settled: delete each party's stored updates once the run completed (valuation and "
+        "rewards are done, no resume needs them); keep: keep them in checkpoints/RUN_ID/updates",
+    )
     max_update_norm: float | None = Field(
         default=None, gt=0, description="reject updates farther than this (L2) from the global model"
     )

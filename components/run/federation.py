@@ -300,6 +300,8 @@ class FederationRun:
         ``error`` is why a failed run stopped."""
         final = self.checkpoints.load_global(self.recorder.final_round) if status == "completed" else None
         path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late, error)
+        if status == "completed" and self.config.party_updates == "until_settled":
+            self.checkpoints.discard_updates()  # settled: nothing reads them again
         self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id)
         return path
 

@@ -115,7 +115,8 @@ class RunRecorder:
             self.store.record_validation(self.run_id, party, summary.success, as_json, result.manifests[party])
             self.summary.validation[party] = as_json
             path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", result.manifests[party])
-            self.summary.manifests[party] = self.metadata.track(path)
+            self.metadata.track(path)  # versioned with DVC; the hash shown everywhere is the owner's own:
+            self.summary.manifests[party] = str(result.manifests[party].get("content_hash", ""))  # sha256 of the CSV
         contract_copy = save_json(
             self.workspace.metadata_repo / "contracts" / f"{contract.name}_v{contract.version}.json",
             contract.model_dump(mode="json"),
