@@ -8,8 +8,8 @@ counted (``rejected``, and per error code in ``rejected_codes``), but the replie
 sends a party (typed errors, welcomes) come from a token bucket per party (``reply_burst``, refilled
 at ``reply_rate_per_s``); beyond it a refusal is counted in ``throttled`` and not answered. Replies
 the transport could not hand to a peer that stopped reading are counted in ``dropped_replies``.
-Unasked messages (hello, heartbeat, register, bye) come from a bucket per party too (``message_burst``, refilled
-at ``message_rate_per_s``): beyond it they are counted in ``dropped`` and go no further (not parsed, no liveness
+Well-formed unasked messages (hello, heartbeat, register, bye) come from a bucket per party too (``message_burst``,
+refilled at ``message_rate_per_s``): beyond it they are counted in ``dropped`` and go no further (no liveness
 update, no store write); after ``flood_disconnect_after`` of them the party is disconnected for the rest of the
 run (its key gets nothing back) and one ``flood`` refusal costs it reputation. Replies to requests are never
 rate-limited. Log lines per party are rate-limited the same way: what is not logged one by one is logged as a
@@ -176,7 +176,9 @@ class Coordinator:
         info = self.parties[party]
         if tensors and envelope.kind not in TENSOR_KINDS:
             raise ProtocolError(f"a {envelope.kind.value} message carries no tensors", code="tensor")
-        if envelope.kind in RATE_LIMITED and not self._budget(
+        hello = parse_body(Hello, envelope.body) if envelope.kind in (Kind.HELLO, Kind.REGISTER) else None
+        beat = parse_body(Heartbeat, envelope.body) if envelope.kind == Kind.HEARTBEAT else None
+        if envelope.kind in RATE_LIMITED and not self._budget(  # a malformed one was refused above, and counted
             self._message_budgets, party, self.message_burst, self.message_rate_per_s
         ):
             self._drop(party, peer)
@@ -184,28 +186,27 @@ class Coordinator:
         if (check := self.boundary_checks.get(envelope.kind)) is not None:
             check(envelope, tensors)
         if envelope.kind == Kind.HELLO:
-            info.hello = parse_body(Hello, envelope.body)
+            info.hello = hello
             info.routing_id = peer.routing_id  # replies go to the connection that said hello last
             self.liveness.observe(party, now)
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
-            self._emit(party, "hello", info.hello.model_dump())
-        elif envelope.kind == Kind.HEARTBEAT:
-            info.last_heartbeat = parse_body(Heartbeat, envelope.body)
-            self.liveness.observe(party, now, busy=info.last_heartbeat.busy)
+            self._emit(party, "hello", hello.model_dump() if hello else {})
+        elif envelope.kind == Kind.HEARTBEAT and beat is not None:
+            info.last_heartbeat = beat
+            self.liveness.observe(party, now, busy=beat.busy)
             # e.g. this coordinator restarted: ask the party to introduce itself, once a second at most (heartbeats
             # the party queued while no coordinator listened arrive in a burst, and one hello answers them all)
             if info.hello is None and now - self._hello_asked.get(party, -math.inf) >= HELLO_ASK_EVERY_S:
                 self._hello_asked[party] = now
                 body = ErrorReply(code=HELLO_REQUIRED, message="send hello first").model_dump()
                 self._reply(party, peer.routing_id, envelope.reply(Kind.ERROR, COORDINATOR, body))
-            self._emit(party, "heartbeat", {"resources": info.last_heartbeat.resources.model_dump()})
+            self._emit(party, "heartbeat", {"resources": beat.resources.model_dump()})
         elif envelope.kind == Kind.BYE:
             self.liveness.leave(party)
             self._abandon(party, "the party disconnected (bye)")
             self._emit(party, "bye", {})
-        elif envelope.kind == Kind.REGISTER:
-            profile = parse_body(Hello, envelope.body)
-            self._emit(party, "register", profile.model_dump())
+        elif envelope.kind == Kind.REGISTER and hello is not None:
+            self._emit(party, "register", hello.model_dump())
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"registered": party}))
         elif envelope.kind == Kind.LEAVE:
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
