@@ -421,8 +421,23 @@ def message_counts_frame(run: RunSummary) -> pd.DataFrame:
     return frame[(frame["rejected"] > 0) | (frame["late"] > 0)].reset_index(drop=True)
 
 
+def plan_decisions_frame(run: RunSummary) -> pd.DataFrame:
+    """Each party's decision on the run plan: verdict, the policy rule a rejection names, the reason, by whom."""
+    rows = [
+        {
+            "party": party,
+            "decision": d.get("verdict"),
+            "rule": d.get("rule") or "",
+            "reason": d.get("reason", ""),
+            "by": d.get("decided_by", ""),
+        }
+        for party, d in sorted(run.plan_decisions.items())
+    ]
+    return pd.DataFrame(rows, columns=["party", "decision", "rule", "reason", "by"])
+
+
 def validation_frame(run: RunSummary) -> pd.DataFrame:
-    """A run's validation summaries and the manifest (DVC hash) of each party's dataset."""
+    """A run's validation summaries and the manifest hash (SHA-256 of the data file) of each party's dataset."""
     rows = []
     for party in sorted({*run.validation, *run.manifests}):
         summary = run.validation.get(party, {})

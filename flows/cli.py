@@ -24,6 +24,7 @@ from components.adapters.workspace import Workspace
 from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
+from flows.admission_cli import readmit
 from flows.contract_cli import contract_app
 from flows.glm_cli import print_glm
 from flows.rewards_report import rewards_report
@@ -32,6 +33,7 @@ from flows.stats_cli import stats
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.command("stats")(stats)
+app.command()(readmit)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")

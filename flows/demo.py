@@ -32,6 +32,7 @@ from components.core.config import (
     dump_yaml,
 )
 from components.core.partition import partition
+from components.core.policy import PartyPolicy
 from components.ml.model import build_model, get_params
 from components.ml.training import evaluate, train_local
 from components.run.federation import model_spec
@@ -120,6 +121,7 @@ def prepare_demo(
     shares = partition(partition_kind, train[contract.target].to_numpy(), parties, seed, alpha)
     address = f"tcp://127.0.0.1:{port or free_port()}"
     entries, party_configs, party_data = [], {}, {}
+    federation_name = f"{dataset.replace('_', '-')}-demo"
     for name, rows in zip(demo_party_names(parties), shares, strict=True):
         folder = workspace.parties / name
         data_path = folder / "data" / "train.csv"
@@ -134,14 +136,21 @@ def prepare_demo(
             "coordinator_public_key": coordinator_public,
             "secret_key_file": str(secret),
             "heartbeat_interval_s": 1.0,
-            "audit_log": str(folder / "audit.bin"),
+            "audit_log": str(folder / "audit.jsonl"),
+            "wire_log": str(folder / "wire.bin"),
+            "policy": str(
+                dump_yaml(
+                    PartyPolicy(coordinators=[coordinator_public], federations=[federation_name]),
+                    folder / "policy.yaml",
+                )
+            ),
             "validation_cache": str(folder / "validations"),
         }
         party_configs[name] = _write_yaml(folder / "party.yaml", party_yaml)
         party_data[name] = data_path
         entries.append(PartyEntry(name=name, public_key=read_keypair(secret).public))
     config = FederationConfig(
-        name=f"{dataset.replace('_', '-')}-demo",
+        name=federation_name,
         contract=ContractRef(name=dataset, version=contract.version),
         model=ModelConfig(hidden=list(hidden), seed=seed),
         training=TrainingSpec(seed=seed),

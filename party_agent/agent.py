@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,18 @@ from components.adapters.manifest import build_manifest
 from components.adapters.transport import DealerEndpoint, read_keypair
 from components.core import standardization
 from components.core.contract import CONTRACT_MISMATCH, Contract, ValidationSummary
-from components.core.errors import BudgetExceeded, ConsortiaError, ContractError, PartyUnavailable, ProtocolError
+from components.core.errors import (
+    BudgetExceeded,
+    ConsortiaError,
+    ContractError,
+    PartyUnavailable,
+    PolicyRefusal,
+    ProtocolError,
+)
 from components.core.federated_stats import Suppressed
 from components.core.glm.secure import secure_vector
 from components.core.params import Params
+from components.core.policy import PartyPolicy, within_hours
 from components.core.ports import DealerFactory, DealerPort
 from components.core.protocol import Envelope, Kind, decode, encode
 from components.core.protocol.bodies import (
@@ -53,14 +62,17 @@ from components.core.protocol.bodies import (
 )
 from components.core.protocol.glm import GlmSumsRequest
 from components.core.protocol.messages import HELLO_REQUIRED
+from components.core.protocol.plan import PlanDecision, RunPlan
 from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
 from components.core.secagg.vectors import encode_update
 from components.core.strategies.dp import privatize_update
 from party_agent.audit import AuditLog
-from party_agent.config import PartyConfig
+from party_agent.config import PartyConfig, requests_folder
 from party_agent.glm import glm_sums
 from party_agent.glm import reply as glm_reply
+from party_agent.plans import PlanDesk, load_policy
 from party_agent.stats import party_stats
+from party_agent.wire_capture import WireCapture
 
 log = logging.getLogger("party_agent")
 
@@ -95,6 +107,12 @@ class PartyAgent:
         self.manifest = build_manifest(config.name, config.data, self.frame, self.contract.name, self.contract.version)
         self.keys = read_keypair(config.secret_key_file)
         self.audit = AuditLog(config.audit_log) if config.audit_log else None
+        self.wire = WireCapture(config.wire_log) if config.wire_log else None
+        policy = load_policy(config.policy)
+        self.plans = PlanDesk(policy or PartyPolicy(), requests_folder(config), enforce=policy is not None)
+        self.privacy_budget = (policy.privacy_budget if policy else None) or config.privacy_budget
+        self._held: dict[str, Envelope] = {}  # run id -> plan request waiting for the owner
+        self._held_polled = 0.0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="party-work")
         self._job: _Job | None = None
         self._stop = threading.Event()
@@ -129,6 +147,7 @@ class PartyAgent:
                 if frames is not None:
                     self._handle(endpoint, frames)
                 self._finish_job(endpoint)
+                self._answer_held(endpoint)
                 if time.monotonic() - last_beat >= self.config.heartbeat_interval_s:
                     self._send(endpoint, self._heartbeat())
                     last_beat = time.monotonic()
@@ -152,8 +171,10 @@ class PartyAgent:
 
     def _send(self, endpoint: DealerPort, envelope: Envelope, tensors: Params | None = None) -> None:
         frames = encode(envelope, tensors)
+        if self.wire is not None:
+            self.wire.record(frames)
         if self.audit is not None:
-            self.audit.record(frames)
+            self.audit.sent(envelope, frames)
         endpoint.send(frames)
 
     # ---- requests ----
@@ -180,6 +201,10 @@ class PartyAgent:
             return
         if envelope.kind == Kind.SHUTDOWN:
             self._log_run_end(envelope)
+            self.plans.finished(envelope.run_id)
+            return
+        if envelope.kind == Kind.PLAN:  # decided here, not on the worker: a plan is read, never run
+            self._receive_plan(endpoint, envelope)
             return
         if self._job is not None:
             self._send(endpoint, self._error(envelope, "busy", "a previous request is still running"))
@@ -204,8 +229,61 @@ class PartyAgent:
             log.warning("refused %s: %s", envelope.kind.value, refusal)
             self._send(endpoint, self._error(envelope, CONTRACT_MISMATCH, refusal))
             return
+        refusal = self.plans.refusal(envelope.run_id)
+        if refusal is not None:  # nothing runs on this party's data outside a plan it accepted
+            log.warning("refused %s: %s", envelope.kind.value, refusal)
+            self._send(endpoint, self._error(envelope, "PolicyRefusal", refusal))
+            return
         self._current = (envelope.run_id, envelope.round)
         self._job = _Job(envelope, self._worker.submit(handler, envelope, tensors))
+
+    # ---- run plans ----
+    def _receive_plan(self, endpoint: DealerPort, request: Envelope) -> None:
+        try:
+            plan = parse_body(RunPlan, request.body)
+            if plan.run_id != request.run_id:
+                raise ProtocolError(f"a plan for run {plan.run_id!r} sent as run {request.run_id!r}", code="ids")
+        except ProtocolError as error:
+            self._send(endpoint, self._error(request, error.code, str(error)))
+            return
+        if self.audit is not None:
+            self.audit.append("plan", plan.run_id, 0, plan=plan.model_dump(mode="json"))
+        decision = self.plans.receive(plan, self.config.coordinator_public_key)
+        if decision is None:
+            self._held[plan.run_id] = request
+            if self.audit is not None:
+                self.audit.append("decision", plan.run_id, 0, verdict="hold", reason="held for the data owner")
+            log.warning(
+                "run %s is held for you: `party-agent requests`, then `party-agent approve %s` "
+                "or `party-agent deny %s --reason TEXT`",
+                plan.run_id,
+                plan.run_id,
+                plan.run_id,
+            )
+            return
+        self._decided(endpoint, request, decision)
+
+    def _answer_held(self, endpoint: DealerPort) -> None:
+        """Send the owner's decision on each held plan once it is made (the files are read twice a second)."""
+        if not self._held or time.monotonic() - self._held_polled < 0.5:
+            return
+        self._held_polled = time.monotonic()
+        for run_id, request in list(self._held.items()):
+            try:
+                decision = self.plans.poll(run_id)
+            except (ValueError, OSError) as error:  # a file the owner is editing by hand
+                log.warning("could not read the plan of run %s: %s", run_id, error)
+                continue
+            if decision is not None:
+                del self._held[run_id]
+                self._decided(endpoint, request, decision)
+
+    def _decided(self, endpoint: DealerPort, request: Envelope, decision: PlanDecision) -> None:
+        level = logging.INFO if decision.verdict == "accept" else logging.WARNING
+        log.log(level, "run %s: %s (%s) %s", request.run_id, decision.verdict, decision.rule or "", decision.reason)
+        if self.audit is not None:
+            self.audit.append("decision", request.run_id, 0, **decision.model_dump())
+        self._send(endpoint, request.reply(Kind.DECISION, self.config.name, decision.model_dump()))
 
     @property
     def labels(self) -> np.ndarray:
@@ -304,7 +382,12 @@ class PartyAgent:
 
     def _train(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(TrainRequest, request.body)
-        budget = self.config.privacy_budget
+        outside = self.plans.outside_plan(request.run_id, request.round, asked.model, asked.training.local_epochs)
+        if outside is not None:
+            raise PolicyRefusal(f"refusing round {request.round}: {outside}")
+        if not within_hours(self.plans.policy.training_hours, datetime.now().time()):
+            raise PolicyRefusal(f"refusing round {request.round}: outside the training hours of this party's policy")
+        budget = self.privacy_budget
         if budget is not None and (asked.epsilon_after_round is None or asked.epsilon_after_round > budget.epsilon):
             raise BudgetExceeded(
                 f"refusing round {request.round}: epsilon after it would be {asked.epsilon_after_round} "
@@ -406,7 +489,7 @@ class PartyAgent:
 
     def _hello(self) -> dict[str, Any]:
         hello = Hello(
-            manifest=self.manifest.model_dump(), resources=self._resources(), privacy_budget=self.config.privacy_budget
+            manifest=self.manifest.model_dump(), resources=self._resources(), privacy_budget=self.privacy_budget
         )
         return hello.model_dump()
 
@@ -437,15 +520,21 @@ class PartyAgent:
         return request.reply(Kind.ERROR, self.config.name, body)
 
 
-def announce(config: PartyConfig, kind: Kind, body: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+def announce(
+    config: PartyConfig,
+    kind: Kind,
+    body: dict[str, Any],
+    timeout_s: float = 30.0,
+    dealer: DealerFactory = DealerEndpoint,
+) -> dict[str, Any]:
     """Send one REGISTER (with the profile) or LEAVE and wait for the coordinator's acknowledgement."""
-    endpoint = DealerEndpoint(config.coordinator, config.coordinator_public_key, read_keypair(config.secret_key_file))
+    endpoint = dealer(config.coordinator, config.coordinator_public_key, read_keypair(config.secret_key_file))
     audit = AuditLog(config.audit_log) if config.audit_log else None
     try:
         request = Envelope(kind=kind, sender=config.name, body=body)
         frames = encode(request)
         if audit is not None:
-            audit.record(frames)
+            audit.sent(request, frames)
         endpoint.send(frames)
         deadline = time.monotonic() + timeout_s
         while (remaining := deadline - time.monotonic()) > 0:

@@ -14,7 +14,10 @@ from rich.table import Table
 from components.adapters.transport import check_public_key, keypair_paths, read_public_key, write_keypair
 from components.core.config import dump_yaml
 from components.core.errors import ConfigError, ConsortiaError, ContractError
+from components.core.policy import PartyPolicy
 from components.run.logs import configure_logging
+from party_agent.audit_cli import audit_app
+from party_agent.plans_cli import approve, deny, requests
 
 if TYPE_CHECKING:
     from party_agent.config import PartyConfig
@@ -24,6 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
+for command in (requests, approve, deny):
+    app.command()(command)
+app.add_typer(audit_app, name="audit")
 
 
 def _fail(error: Exception) -> None:
@@ -60,7 +66,8 @@ def _init_config(
             coordinator=coordinator,
             coordinator_public_key=coordinator_key,
             secret_key_file=keypair_paths(folder / "keys", name)[1],
-            audit_log=folder / "audit.bin",
+            audit_log=folder / "audit.jsonl",
+            policy=folder / "policy.yaml",
             validation_cache=folder / "validations",
         )
     except ValidationError as error:
@@ -90,6 +97,8 @@ def init(
         if existing and not force:
             raise ConfigError(f"{existing[0]} exists: keeping it (pass --force to replace the party's config and keys)")
         public_path, _ = write_keypair(folder / "keys", name, overwrite=force)
+        if force or not config.policy.exists():  # an owner's own policy is never replaced silently
+            dump_yaml(PartyPolicy(coordinators=[coordinator_key]), config.policy)
     except ConsortiaError as error:
         _fail(error)
     path = dump_yaml(config, folder / "party.yaml")
@@ -137,6 +146,9 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
             "pass" if outcome.success else "[red]FAIL[/red]",
         )
     output.print(table)
+    from components.adapters.manifest import file_sha256
+
+    console.print(f"manifest hash (SHA-256 of {party.data}, as run summaries show it): {file_sha256(party.data)}")
     if not summary.success:
         raise typer.Exit(code=1)
 
@@ -153,6 +165,11 @@ def _announce(config: Path, leave: bool, timeout: float) -> None:
     except ConsortiaError as error:
         _fail(error)
     console.print(f"coordinator acknowledged: {answer}")
+    if leave:
+        console.print(
+            "done: you left the federation; its coordinator refuses this key in every later run "
+            "until its MLOps engineer re-admits you (`consortia readmit`)"
+        )
 
 
 @app.command()

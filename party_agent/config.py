@@ -29,15 +29,28 @@ class PartyConfig(BaseModel):
         default_factory=DisclosureRules,
         description="Refuse GLM sums and statistics that break these rules (components.core.glm.disclosure).",
     )
+    policy: Path | None = Field(
+        default=None,
+        description="the owner's policy (policy.yaml): which runs this party serves; none = any plan is accepted",
+    )
+    requests_dir: Path | None = Field(
+        default=None, description="run plans received, one JSON file each (default: requests/ next to the data)"
+    )
     audit_log: Path | None = Field(
         default=None,
-        description="Append every byte this party sends to this file, so the owner can audit it.",
+        description="the hash-chained JSON-lines log of plans, decisions and what left (`party-agent audit`)",
     )
+    wire_log: Path | None = Field(default=None, description="also capture every byte sent to this file (forensics)")
     validation_cache: Path | None = Field(
         default=None,
         description="Folder of signed-off validation summaries, one per (data file, contract) content hash: "
         "while neither changes, the agent reuses the summary instead of validating its rows again.",
     )
+
+
+def requests_folder(config: PartyConfig) -> Path:
+    """Where this party keeps the run plans it received."""
+    return config.requests_dir or config.data.parent / "requests"
 
 
 def load_party_config(path: Path) -> PartyConfig:
@@ -47,4 +60,7 @@ def load_party_config(path: Path) -> PartyConfig:
     config.secret_key_file = resolve(config.secret_key_file, base)
     config.audit_log = resolve(config.audit_log, base)
     config.validation_cache = resolve(config.validation_cache, base)
+    config.wire_log = resolve(config.wire_log, base)
+    config.policy = resolve(config.policy, base)
+    config.requests_dir = resolve(config.requests_dir, base) or base / "requests"
     return config

@@ -425,3 +425,27 @@ def test_every_page_renders_the_real_runs_numbers(view, demo, monkeypatch):
         assert versions["version"].tolist() == [run.promotion.version]
         assert versions["aliases"].tolist() == ["champion"]
     assert app.get("vega_lite_chart") or app.get("graphviz_chart")
+
+
+def test_run_page_of_a_run_refused_by_its_parties_names_each_decision(tmp_path, monkeypatch):
+    workspace = Workspace.at(tmp_path).create()
+    reason = "the plan was accepted by 1 parties, min_parties is 2: a: accept; b: reject (owner): not this quarter"
+    run = _summary(
+        status="failed",
+        error=f"PolicyRefusal: {reason}",
+        rounds=[],
+        plan_decisions={
+            "a": {"verdict": "accept", "rule": None, "reason": "keeps every rule", "decided_by": "policy"},
+            "b": {"verdict": "reject", "rule": "owner", "reason": "not this quarter", "decided_by": "person"},
+        },
+    )
+    run.write(workspace.summary_path(run.run_id))
+
+    app = _render(tmp_path, "run", monkeypatch)
+
+    assert f"Failed: PolicyRefusal: {reason}" in _texts(app)
+    decisions = next(df.value for df in app.dataframe if "decision" in df.value.columns)
+    assert decisions.to_dict("records") == [
+        {"party": "a", "decision": "accept", "rule": "", "reason": "keeps every rule", "by": "policy"},
+        {"party": "b", "decision": "reject", "rule": "owner", "reason": "not this quarter", "by": "person"},
+    ]

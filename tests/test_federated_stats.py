@@ -16,7 +16,7 @@ from components.core.federated_stats import FeatureStats, Suppressed, bin_edges,
 from components.core.protocol import Kind, decode
 from components.run.federation import FederationRun
 from flows.stats_cli import print_report
-from party_agent.audit import AuditLog
+from party_agent.wire_capture import WireCapture
 from tests.run_twins import twin_federation, twin_parties
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -86,7 +86,7 @@ def test_stats_through_party_agents_equal_pandas_and_a_small_party_sends_no_stat
 
     # what left gamma: for every feature, the suppression and nothing else
     sent = [
-        decode(frames)[0] for frames in AuditLog.read(federation.layout.party_configs["gamma"].parent / "audit.bin")
+        decode(frames)[0] for frames in WireCapture.read(federation.layout.party_configs["gamma"].parent / "wire.bin")
     ]
     replies = [envelope for envelope in sent if envelope.kind == Kind.STATS_RESULT]
     assert len(replies) == 2  # two passes

@@ -21,7 +21,8 @@ from components.core.config import dump_yaml, load_federation_config
 from components.run.summary import RunSummary
 from flows.demo import prepare_demo
 from flows.processes import PartyProcesses
-from party_agent.audit import AuditLog
+from party_agent.audit import verify
+from party_agent.wire_capture import WireCapture
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 CANARIES = {"mean_radius": 123.456789, "mean_texture": 98.7654321, "worst_area": 4321.98765}
@@ -169,7 +170,8 @@ asyncio.run(main())
 
 def test_no_data_row_and_no_pickle_leaves_the_party(federation):
     workspace, _, alpha_frame, *_ = federation
-    messages = list(AuditLog.read(workspace.parties / "alpha" / "audit.bin"))
+    assert verify(workspace.parties / "alpha" / "audit.jsonl") == []  # the owner's log of it, chain intact
+    messages = list(WireCapture.read(workspace.parties / "alpha" / "wire.bin"))
     kinds = [json.loads(frames[0])["kind"] for frames in messages]  # every header is a JSON envelope
     assert kinds.count("update") == 3 and "validation" in kinds and "profile_result" in kinds
     blob = b"".join(b"".join(frames) for frames in messages)

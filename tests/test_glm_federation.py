@@ -17,7 +17,7 @@ from components.core.glm.newton import NewtonFit, fit
 from components.core.glm.sums import design_matrix, local_sums
 from components.core.protocol import Kind, decode
 from flows.processes import PartyProcesses
-from party_agent.audit import AuditLog
+from party_agent.wire_capture import WireCapture
 from tests.federation_helpers import make_federation, run_consortia
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -49,7 +49,7 @@ def test_a_ridge_logistic_glm_runs_through_the_flow_and_the_registry_serves_its_
     np.testing.assert_allclose(estimates, pooled.beta, rtol=1e-8, atol=1e-12)
 
     # what left a party: sums vectors, never a row
-    sent = [decode(frames)[0] for frames in AuditLog.read(layout.party_configs["alpha"].parent / "audit.bin")]
+    sent = [decode(frames)[0] for frames in WireCapture.read(layout.party_configs["alpha"].parent / "wire.bin")]
     sums = [envelope for envelope in sent if envelope.kind == Kind.GLM_SUMS_RESULT]
     assert len(sums) == glm["iterations"] and not any(envelope.kind == Kind.UPDATE for envelope in sent)
     assert all([t.name for t in envelope.tensors] == ["sums"] for envelope in sums)

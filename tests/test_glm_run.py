@@ -20,7 +20,7 @@ from components.ml.serving import ServedPredictor
 from components.run.federation import FederationRun
 from flows.federation import PLAIN_STEPS, drive
 from flows.glm_cli import print_glm
-from party_agent.audit import AuditLog
+from party_agent.wire_capture import WireCapture
 from tests.run_twins import twin_federation, twin_parties
 
 SM_FAMILIES = {"gaussian": sm.families.Gaussian(), "poisson": sm.families.Poisson()}
@@ -72,8 +72,8 @@ def test_a_glm_run_equals_statsmodels_on_the_pooled_rows_and_serves_its_coeffici
 
     assert federation.tracker.metrics[glm.iterations]["glm_aic"] == glm.aic
     assert federation.tracker.artifacts["glm_summary.json"]["coefficients"][0]["name"] == "intercept"
-    audit = federation.layout.party_configs["alpha"].parent / "audit.bin"
-    sums = [decode(f)[0] for f in AuditLog.read(audit) if decode(f)[0].kind == Kind.GLM_SUMS_RESULT]
+    audit = federation.layout.party_configs["alpha"].parent / "wire.bin"
+    sums = [decode(f)[0] for f in WireCapture.read(audit) if decode(f)[0].kind == Kind.GLM_SUMS_RESULT]
     assert len(sums) == glm.iterations
     wire = [("masked", "uint64")] if secure else [("sums", "float64")]
     assert all([(t.name, t.dtype) for t in envelope.tensors] == wire for envelope in sums)

@@ -257,7 +257,7 @@ def _accounting(log_text: str, party: str) -> tuple[int, int, Counter[str]]:
     """(rejected, replies throttled, rejections by code) from the line the coordinator logs at close."""
     found = re.findall(
         rf"rejections from {party}: (\d+) in total, (\d+) replies throttled, \d+ replies dropped by the transport, "
-        rf"\d+ late; by code: (.*)$",
+        rf"\d+ late, \d+ unasked messages over its rate dropped; by code: (.*)$",
         log_text,
         flags=re.MULTILINE,
     )

@@ -199,10 +199,10 @@ def test_a_party_whose_data_fails_the_contract_is_told_why_the_run_stopped(tmp_p
     with caplog.at_level(logging.INFO, logger="party_agent"), twin_parties(federation):
         with pytest.raises(ContractError):
             drive(FederationRun(config, federation.workspace, "spoiled", edges=federation.edges), PLAIN_STEPS)
-        wait_until(lambda: any("run spoiled" in r.getMessage() for r in caplog.records), 10, "the run's end")
+        wait_until(lambda: any("run spoiled failed" in r.getMessage() for r in caplog.records), 10, "the run's end")
     said = [r.getMessage() for r in caplog.records if r.name.startswith("party_agent")]
     assert any(line.startswith("joined: the coordinator at ") for line in said) and "welcome: {}" not in str(said)
-    ends = [line for line in said if line.startswith("run spoiled")]
+    ends = [line for line in said if line.startswith("run spoiled ")]  # not the plan's "run spoiled: accept"
     assert ends and all(
         line.startswith("run spoiled failed: ContractError: data contract violated at beta: ") for line in ends
     )

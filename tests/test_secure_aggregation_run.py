@@ -19,7 +19,7 @@ from components.core.strategies.fedavg import FedAvg
 from components.ml.model import parameter_layout
 from components.ml.training import train_local
 from flows.processes import PartyProcesses
-from party_agent.audit import AuditLog
+from party_agent.wire_capture import WireCapture
 from tests.federation_helpers import make_federation, run_consortia
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -62,7 +62,7 @@ def test_coordinator_sees_only_masked_vectors_and_still_gets_fedavg(tmp_path):
     # what each party sent is statistically independent of its true update
     codec = FixedPoint()
     for party, (features, labels) in data.items():
-        messages = list(AuditLog.read(workspace.parties / party / "audit.bin"))
+        messages = list(WireCapture.read(workspace.parties / party / "wire.bin"))
         blob = b"".join(b"".join(frames) for frames in messages)
         updates = [m for m in messages if json.loads(m[0])["kind"] == "update"]
         assert len(updates) == 2

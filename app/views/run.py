@@ -25,6 +25,12 @@ def run_page() -> None:
     parties_col.metric("Parties", len(queries.run_parties(run)))
     if run.stopped_early:
         st.warning(f"Stopped early: {run.stopped_early}")
+    if run.status == "failed" and run.error:
+        st.error(f"Failed: {run.error}")
+    decisions = queries.plan_decisions_frame(run)
+    if not decisions.empty:
+        st.subheader("Run plan: each party's decision")
+        st.dataframe(decisions, hide_index=True)
     if rounds.empty:
         empty_state("No round has finished yet: charts appear after the first one (live refresh follows the run).")
         return
@@ -84,7 +90,10 @@ def run_page() -> None:
 
     st.subheader("Data used")
     st.dataframe(queries.validation_frame(run), hide_index=True)
-    st.caption("`manifest` is the DVC hash of each party's dataset manifest (hash, shape, schema; never rows).")
+    st.caption(
+        "`manifest` is the SHA-256 of each party's data file, as its owner recomputes it (`sha256sum FILE`) "
+        "and finds it in the party's audit log; never rows."
+    )
 
 
 def _fmt(value: float | None) -> str:

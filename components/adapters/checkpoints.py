@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,13 @@ class RunCheckpoints:
             save_arrays(self.update(round_number, update.party), update.params)
         meta = {u.party: {"num_examples": u.num_examples, "metrics": u.metrics} for u in updates}
         save_json(self.updates_meta(round_number), meta)
+
+    def discard_updates(self) -> int:
+        """Delete every round's per-party updates (global models and strategy state stay); how many were kept."""
+        folder = self.folder / "updates"
+        count = sum(1 for _ in folder.glob("*/*.npz")) if folder.exists() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
 
     def load_updates(self, round_number: int) -> list[ClientUpdate]:
         meta = json.loads(self.updates_meta(round_number).read_text())

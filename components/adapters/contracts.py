@@ -9,6 +9,7 @@ validating runs the suite and returns a summary that says which expectation pass
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -27,6 +28,8 @@ from pydantic import ValidationError
 
 from components.core.contract import Contract, ExpectationOutcome, ValidationSummary
 from components.core.errors import ContractError
+
+log = logging.getLogger(__name__)
 
 CONTRACTS_ROOT: Path = Path(
     os.environ.get("CONSORTIA_CONTRACTS") or Path(__file__).resolve().parents[2] / "data_contracts"
@@ -73,6 +76,8 @@ def read_dataset(path: Path, contract: Contract) -> pd.DataFrame:
 
     Raises ContractError for a missing or unparsable file, missing columns or values that do not cast.
     Error messages name files, columns and line numbers (header = line 1), never the offending values.
+    Columns the contract does not name are ignored, with a warning in this process's log only: nothing
+    built from the frame (manifest, validation, training) ever sees them, not even their names.
     """
     path = Path(path)
     if not path.is_file():
@@ -88,6 +93,9 @@ def read_dataset(path: Path, contract: Contract) -> pd.DataFrame:
         raise ContractError(
             f"{path}: {len(missing)} column(s) required by {contract.ref} are missing: {_shorten(missing)}"
         )
+    extra = [str(c) for c in raw.columns if c not in contract.columns]
+    if extra:
+        log.warning("%s: ignoring %d column(s) %s does not name: %s", path, len(extra), contract.ref, _shorten(extra))
     return pd.DataFrame({column: _cast(raw[column], contract.dtypes[column], path) for column in contract.columns})
 
 

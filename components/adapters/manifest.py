@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 class DatasetManifest(BaseModel):
     party: str
-    content_hash: str  # sha256 of the file's bytes
+    content_hash: str  # sha256 of the file's bytes: the manifest hash the CLI, summary, dashboard and audit show
     rows: int
-    columns: dict[str, str]  # column -> dtype
+    columns: dict[str, str]  # the contract's columns -> dtype (the frame holds no other column)
     contract: str
     contract_version: int
 

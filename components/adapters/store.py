@@ -41,6 +41,7 @@ from components.core.errors import (
     first_line,
     raising_consortia_errors,
 )
+from components.core.ports import key_digest
 
 EDGE = "store"
 
@@ -125,6 +126,13 @@ party_stats = Table(
     Column("rounds_joined", Integer, nullable=False, default=0),
     Column("rounds_missed", Integer, nullable=False, default=0),
     Column("rejected_messages", Integer, nullable=False, default=0),
+)
+
+departures = Table(
+    "departures",
+    metadata,
+    Column("key_digest", String(64), primary_key=True),  # SHA-256 of the public key: the key itself is deleted
+    Column("left_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -357,6 +365,26 @@ class FederationStore:
                         .where((rounds.c.run_id == row.run_id) & (rounds.c.round == row.round))
                         .values(participants=named)
                     )
+
+    def record_departure(self, public_key: str) -> None:
+        """A party left: its key is refused by every later run until ``readmit``."""
+        digest = key_digest(public_key)
+        with self.engine.begin() as conn:
+            if conn.execute(select(departures.c.key_digest).where(departures.c.key_digest == digest)).first() is None:
+                conn.execute(departures.insert().values(key_digest=digest, left_at=_now()))
+
+    def departed(self, public_keys: list[str]) -> set[str]:
+        """The keys among ``public_keys`` whose party left and was not re-admitted."""
+        digests = {key_digest(key): key for key in public_keys}
+        query = select(departures.c.key_digest).where(departures.c.key_digest.in_(list(digests)))
+        with self.engine.connect() as conn:
+            return {digests[row.key_digest] for row in conn.execute(query)}
+
+    def readmit(self, public_key: str) -> bool:
+        """Admit a party that left again (the MLOps engineer's decision); False if it had not left."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(departures).where(departures.c.key_digest == key_digest(public_key)))
+        return bool(result.rowcount)
 
     def party_overview(self) -> list[dict[str, Any]]:
         """Parties with their lifetime counts (for ``consortia parties`` and the dashboard)."""

@@ -216,6 +216,14 @@ class ValuationConfig(_Strict):
 SECURE_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad")
 
 
+class RateLimitConfig(_Strict):
+    """What one party may send unasked (hello, heartbeat, register, bye); replies to requests are never limited."""
+
+    messages_per_s: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=100, ge=1)
+    disconnect_after: int = Field(default=2000, ge=1, description="dropped messages before a flooder is cut off")
+
+
 class SecureAggregationConfig(_Strict):
     """Pairwise-masked updates: the coordinator only learns the sum of each round's updates."""
 
@@ -264,6 +272,9 @@ class FederationConfig(_Strict):
     round_timeout_s: float = Field(default=120.0, gt=0)
     heartbeat_timeout_s: float = Field(default=15.0, gt=0, description="silence after which a party is offline")
     join_timeout_s: float = Field(default=120.0, gt=0)
+    approval_timeout_s: float = Field(
+        default=600.0, gt=0, description="how long a run waits for parties whose owner holds the plan for approval"
+    )
     holdout: Path | None = None
     coordinator: CoordinatorConfig
     parties: list[PartyEntry] = Field(min_length=1)
@@ -273,8 +284,17 @@ class FederationConfig(_Strict):
     promotion: PromotionConfig
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
+    party_rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    party_updates: Literal["keep", "until_settled"] = Field(
+        default="keep",
+        description="until_settled: delete each party's stored updates once the run completed (valuation and "
+        "rewards are done, no resume needs them); keep: keep them in checkpoints/RUN_ID/updates",
+    )
     max_update_norm: float | None = Field(
         default=None, gt=0, description="reject updates farther than this (L2) from the global model"
+    )
+    max_party_weight: float | None = Field(
+        default=None, gt=0, le=1, description="the largest share of the aggregate one party's update may weigh"
     )
 
     @model_validator(mode="after")
@@ -300,6 +320,13 @@ class FederationConfig(_Strict):
                     ("strategy", "name"),
                     f"a GLM is fitted by Newton steps on every party's sums; strategy {self.strategy.name!r} does not "
                     "apply (leave strategy out)",
+                )
+            )
+        if self.secure_aggregation.enabled and self.max_party_weight is not None:
+            problems.append(
+                (
+                    ("max_party_weight",),
+                    "with secure aggregation each party weighs its own masked update: the coordinator cannot cap it",
                 )
             )
         if self.min_parties > len(self.parties):

@@ -9,6 +9,7 @@ ConsortiaError
 │   ├── BudgetExceeded      a privacy budget would be exceeded
 │   ├── RunStateError       the run cannot take this step: it completed, or another process coordinates it
 │   ├── DisclosureRefused   a party refuses a request that breaks one of its disclosure rules
+│   ├── PolicyRefusal       a party's policy refuses the run (or this request of it), or too many parties did
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -81,6 +82,10 @@ class DisclosureRefused(PermanentError):
     def __init__(self, rule: str, message: str) -> None:
         super().__init__(f"disclosure rule {rule}: {message}")
         self.rule = rule
+
+
+class PolicyRefusal(PermanentError):
+    """A data owner's policy (or the owner) refused a run plan or a request outside the accepted plan."""
 
 
 class PartyUnavailable(TransientError):

@@ -8,6 +8,7 @@ the in-memory twins (``components.twins``). Every adapter raises only Consortia'
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,11 @@ class ServedModel(BaseModel):
         return list(self.classes) if is_classification(self.task) else ["prediction"]
 
 
+def key_digest(public_key: str) -> str:
+    """What the store keeps of a departed party's key: its SHA-256, enough to refuse the key, not to use it."""
+    return hashlib.sha256(public_key.encode()).hexdigest()
+
+
 def flatten_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested dicts as dotted keys, every value as a string: ``{"a": {"b": 1}} -> {"a.b": "1"}`` (how
     trackers log params)."""
@@ -198,6 +204,10 @@ class StorePort(Protocol):
     ) -> None: ...
 
     def record_reputation(self, run_id: str, party: str, reputation: float, inputs: dict[str, Any]) -> None: ...
+
+    def record_departure(self, public_key: str) -> None: ...
+
+    def departed(self, public_keys: list[str]) -> set[str]: ...
 
     def reputation_of(self, party: str) -> float: ...
 

@@ -8,7 +8,11 @@ counted (``rejected``, and per error code in ``rejected_codes``), but the replie
 sends a party (typed errors, welcomes) come from a token bucket per party (``reply_burst``, refilled
 at ``reply_rate_per_s``); beyond it a refusal is counted in ``throttled`` and not answered. Replies
 the transport could not hand to a peer that stopped reading are counted in ``dropped_replies``.
-Log lines per party are rate-limited the same way: what is not logged one by one is logged as a
+Well-formed unasked messages (hello, heartbeat, register, bye) come from a bucket per party too (``message_burst``,
+refilled at ``message_rate_per_s``): beyond it they are counted in ``dropped`` and go no further (no liveness
+update, no store write); after ``flood_disconnect_after`` of them the party is disconnected for the rest of the
+run (its key gets nothing back) and one ``flood`` refusal costs it reputation. Replies to requests are never
+rate-limited. Log lines per party are rate-limited the same way: what is not logged one by one is logged as a
 counted summary, and ``close`` logs each party's totals by error code. An honest party (a hello,
 a heartbeat every few seconds, one reply per request) never comes near either budget.
 """
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 COORDINATOR = "coordinator"
 HELLO_ASK_EVERY_S = 1.0
 TENSOR_KINDS = frozenset({Kind.UPDATE, Kind.PROFILE_RESULT, Kind.GLM_SUMS_RESULT})  # party messages with tensors
+RATE_LIMITED = frozenset({Kind.HELLO, Kind.HEARTBEAT, Kind.REGISTER, Kind.BYE})  # what a party sends unasked
 ReplyCheck = Callable[[Envelope, Params], None]
 
 
@@ -122,6 +127,11 @@ class Coordinator:
     rejected_codes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (party, error code) -> messages
     throttled: Counter[str] = field(default_factory=Counter)  # replies not sent: the party's reply budget was spent
     dropped_replies: Counter[str] = field(default_factory=Counter)  # replies the transport could not hand over
+    message_burst: int = 100  # unasked messages (hello, heartbeat, register, bye) a party may send at once ...
+    message_rate_per_s: float = 20.0  # ... and per second after that; beyond, they are dropped and counted
+    flood_disconnect_after: int = 2000  # dropped messages after which the party is disconnected for this run
+    dropped: Counter[str] = field(default_factory=Counter)  # unasked messages over the party's rate, not handled
+    disconnected: set[str] = field(default_factory=set)  # parties disconnected for flooding
 
     def __post_init__(self) -> None:
         self.liveness = Liveness(self.liveness_timeout_s)
@@ -130,6 +140,7 @@ class Coordinator:
         self._changed = threading.Condition()
         self.admitted: set[str] = set(self.party_keys)
         self._reply_budgets: dict[str, _Bucket] = {}
+        self._message_budgets: dict[str, _Bucket] = {}
         self._log_budgets: dict[str, _Bucket] = {}
         self._unlogged: dict[str, Counter[str]] = {}  # party -> what was not logged line by line, by label
         self._summarised_at: dict[str, float] = {}
@@ -165,41 +176,77 @@ class Coordinator:
         info = self.parties[party]
         if tensors and envelope.kind not in TENSOR_KINDS:
             raise ProtocolError(f"a {envelope.kind.value} message carries no tensors", code="tensor")
+        hello = parse_body(Hello, envelope.body) if envelope.kind in (Kind.HELLO, Kind.REGISTER) else None
+        beat = parse_body(Heartbeat, envelope.body) if envelope.kind == Kind.HEARTBEAT else None
+        if envelope.kind in RATE_LIMITED and not self._budget(  # a malformed one was refused above, and counted
+            self._message_budgets, party, self.message_burst, self.message_rate_per_s
+        ):
+            self._drop(party, peer)
+            return
         if (check := self.boundary_checks.get(envelope.kind)) is not None:
             check(envelope, tensors)
         if envelope.kind == Kind.HELLO:
-            info.hello = parse_body(Hello, envelope.body)
+            info.hello = hello
             info.routing_id = peer.routing_id  # replies go to the connection that said hello last
             self.liveness.observe(party, now)
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR))
-            self._emit(party, "hello", info.hello.model_dump())
-        elif envelope.kind == Kind.HEARTBEAT:
-            info.last_heartbeat = parse_body(Heartbeat, envelope.body)
-            self.liveness.observe(party, now, busy=info.last_heartbeat.busy)
+            self._emit(party, "hello", hello.model_dump() if hello else {})
+        elif envelope.kind == Kind.HEARTBEAT and beat is not None:
+            info.last_heartbeat = beat
+            self.liveness.observe(party, now, busy=beat.busy)
             # e.g. this coordinator restarted: ask the party to introduce itself, once a second at most (heartbeats
             # the party queued while no coordinator listened arrive in a burst, and one hello answers them all)
             if info.hello is None and now - self._hello_asked.get(party, -math.inf) >= HELLO_ASK_EVERY_S:
                 self._hello_asked[party] = now
                 body = ErrorReply(code=HELLO_REQUIRED, message="send hello first").model_dump()
                 self._reply(party, peer.routing_id, envelope.reply(Kind.ERROR, COORDINATOR, body))
-            self._emit(party, "heartbeat", {"resources": info.last_heartbeat.resources.model_dump()})
+            self._emit(party, "heartbeat", {"resources": beat.resources.model_dump()})
         elif envelope.kind == Kind.BYE:
             self.liveness.leave(party)
+            self._abandon(party, "the party disconnected (bye)")
             self._emit(party, "bye", {})
-        elif envelope.kind == Kind.REGISTER:
-            profile = parse_body(Hello, envelope.body)
-            self._emit(party, "register", profile.model_dump())
+        elif envelope.kind == Kind.REGISTER and hello is not None:
+            self._emit(party, "register", hello.model_dump())
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"registered": party}))
         elif envelope.kind == Kind.LEAVE:
             self._reply(party, peer.routing_id, envelope.reply(Kind.WELCOME, COORDINATOR, {"left": party}))
             self.liveness.leave(party)
             self.admitted.discard(peer.public_key)  # from now on this key gets nothing back
+            self._abandon(party, "the party left the federation")
             self._emit(party, "leave", {})
         elif envelope.kind in (*REQUEST_REPLY.values(), Kind.ERROR):
             self.liveness.observe(party, now)
             self._settle(party, envelope, tensors, size)
         else:
             raise ProtocolError(f"a party may not send {envelope.kind.value!r}", code="kind")
+
+    def _drop(self, party: str, peer: Peer) -> None:
+        """An unasked message over the party's rate: counted, not parsed, stored or answered. A party that keeps
+        flooding is disconnected for the rest of the run: its key gets nothing back, and the refusal costs it
+        reputation."""
+        self.dropped[party] += 1
+        if self.dropped[party] < self.flood_disconnect_after or party in self.disconnected:
+            return
+        self.disconnected.add(party)
+        self.admitted.discard(peer.public_key)
+        self.liveness.leave(party)
+        self._abandon(party, "disconnected for flooding")
+        self.count_refusal(
+            party,
+            ProtocolError(
+                f"{self.dropped[party]} messages over the rate of {self.message_rate_per_s:g}/s: "
+                "disconnected for the rest of the run",
+                code="flood",
+            ),
+        )
+        self._emit(party, "flood", {})
+
+    def _abandon(self, party: str, why: str) -> None:
+        """Settle every open request to ``party`` with ``why``: an exchange waits for it no longer."""
+        with self._changed:
+            for pending in self._pending.values():
+                if pending.party == party and pending.reply is None and pending.error is None:
+                    pending.error = why
 
     def _settle(self, party: str, envelope: Envelope, tensors: Params, size: int) -> None:
         with self._changed:
@@ -231,12 +278,16 @@ class Coordinator:
             raise
         pending.reply = Reply(party=party, envelope=envelope, tensors=tensors, size=size)
 
-    def _reject(self, party: str, routing_id: bytes, error: ProtocolError, reply_to: str | None) -> None:
+    def count_refusal(self, party: str, error: ProtocolError) -> None:
+        """Count, log (within the party's log budget) and report a refused message or claim of ``party``."""
         self.rejected[party] += 1
         self.rejected_codes[(party, error.code)] += 1
         if self._may_log(party, f"code {error.code}"):
             log.warning("rejected a message from %s (code %s): %s", party, error.code, error)
         self._emit(party, "rejected", {"code": error.code, "message": str(error)})
+
+    def _reject(self, party: str, routing_id: bytes, error: ProtocolError, reply_to: str | None) -> None:
+        self.count_refusal(party, error)
         if not self._budget(self._reply_budgets, party, self.reply_burst, self.reply_rate_per_s):
             self.throttled[party] += 1  # counted above, not answered: nobody is owed one reply per message sent
             return
@@ -290,7 +341,8 @@ class Coordinator:
         codes = Counter({code: n for (who, code), n in self.rejected_codes.items() if who == party})
         return (
             f"rejections from {party}: {sum(codes.values())} in total, {self.throttled[party]} replies throttled, "
-            f"{self.dropped_replies[party]} replies dropped by the transport, {self.late[party]} late; "
+            f"{self.dropped_replies[party]} replies dropped by the transport, {self.late[party]} late, "
+            f"{self.dropped[party]} unasked messages over its rate dropped; "
             f"by code: {_counts(codes) or 'none'}"
         )
 
@@ -402,7 +454,8 @@ class Coordinator:
         self._endpoint.close()
         for party in sorted(self._unlogged):
             self._log_unlogged(party)
-        for party in sorted({p for p, _ in self.rejected_codes} | set(self.throttled) | set(self.dropped_replies)):
+        flooding = set(self.throttled) | set(self.dropped_replies) | set(self.dropped)
+        for party in sorted({p for p, _ in self.rejected_codes} | flooding):
             log.warning("%s", self.accounting(party))
 
 

@@ -1,4 +1,7 @@
-"""The party directory: who is admitted (the config's keys), who is online (liveness), who has left.
+"""The party directory: who is admitted (the config's keys but those that left), who is online, who has left.
+
+A party that leaves (``party-agent leave``) is refused from then on: by this run at once, and by every later
+run and coordinator through the store's departures, until the MLOps engineer re-admits it (``consortia readmit``).
 
 It owns the coordinator's endpoint for the run. Party events arrive on the transport's I/O thread;
 the directory updates its memory at once and hands the store writes to one writer thread, so a
@@ -14,7 +17,7 @@ import time
 from typing import Any
 
 from components.core.config import FederationConfig
-from components.core.errors import PartyUnavailable
+from components.core.errors import ConfigError, PartyUnavailable
 from components.core.ports import KeyPair, RouterFactory
 from components.core.protocol.bodies import PrivacyBudget
 from components.run.coordinator import Coordinator
@@ -31,9 +34,24 @@ class PartyDirectory:
     def __init__(self, config: FederationConfig, keys: KeyPair, router: RouterFactory, recorder: RunRecorder) -> None:
         self.config = config
         self.recorder = recorder
-        self.names = [p.name for p in config.parties]
-        self._key_of = {p.name: p.public_key for p in config.parties}
+        departed = recorder.store.departed([p.public_key for p in config.parties])
+        admitted = [p for p in config.parties if p.public_key not in departed]
         for party in config.parties:
+            if party.public_key in departed:
+                log.warning(
+                    "%s left the federation: its key is refused until re-admitted (`consortia readmit %s`)",
+                    party.name,
+                    party.name,
+                )
+        if len(admitted) < config.min_parties:
+            raise ConfigError(
+                f"{len(admitted)} parties admitted, min_parties is {config.min_parties}: "
+                + ", ".join(sorted(p.name for p in config.parties if p.public_key in departed))
+                + " left the federation (`consortia readmit NAME` admits a party again)"
+            )
+        self.names = [p.name for p in admitted]
+        self._key_of = {p.name: p.public_key for p in admitted}
+        for party in admitted:
             recorder.admit(party.name, party.public_key)
         self._events: queue.SimpleQueue[tuple[str, str, dict[str, Any]]] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_events, name="party-status-writer", daemon=True)
@@ -41,11 +59,14 @@ class PartyDirectory:
         self.coordinator = Coordinator(
             bind=config.coordinator.bind,
             keys=keys,
-            party_keys=config.party_by_key(),
+            party_keys={key: name for name, key in self._key_of.items()},
             max_message_bytes=config.max_message_mb << 20,
             liveness_timeout_s=config.heartbeat_timeout_s,
             on_event=self._on_party_event,
             router=router,
+            message_burst=config.party_rate_limit.burst,
+            message_rate_per_s=config.party_rate_limit.messages_per_s,
+            flood_disconnect_after=config.party_rate_limit.disconnect_after,
         )
 
     # ---- who is there ----
@@ -92,6 +113,10 @@ class PartyDirectory:
             return ready
         return []
 
+    def leave_out(self, parties: list[str]) -> None:
+        """No request of this run goes to ``parties`` (they refused its plan)."""
+        self.names = [name for name in self.names if name not in parties]
+
     def privacy_budget(self, parties: list[str]) -> tuple[float | None, float]:
         """The tightest epsilon budget and delta among ``parties`` (None: nobody declared a budget)."""
         budgets: list[PrivacyBudget] = [
@@ -108,7 +133,7 @@ class PartyDirectory:
         if event == "leave":  # forgotten at once in what is written next; its store rows go on the writer thread
             self.names = [p for p in self.names if p != party]
             self.recorder.left.add(party)
-        if event in ("hello", "register", "heartbeat", "bye", "leave"):
+        if event in ("hello", "register", "heartbeat", "bye", "leave", "flood"):
             self._events.put((party, event, detail))
 
     def _write_events(self) -> None:
@@ -137,8 +162,10 @@ class PartyDirectory:
             self.recorder.party_status(party, "online", detail.get("resources"))
         elif event == "bye":
             self.recorder.party_status(party, "offline")
+        elif event == "flood":
+            self.recorder.party_status(party, "disconnected")
         elif event == "leave":
-            self.recorder.forget(party)
+            self.recorder.forget(party, self._key_of[party])
 
     def close(self) -> None:
         """Release the endpoint, write the pending events, then mark every party offline for this coordinator."""

@@ -28,6 +28,7 @@ from components.core.model_spec import ModelSpec
 from components.core.ports import ServedModel
 from components.core.protocol import Kind
 from components.core.protocol.bodies import LocalPrivacy, RunEnded, TrainRequest
+from components.core.protocol.plan import PlanDecision, RunPlan
 from components.core.secagg.vectors import vector_length
 from components.core.selection import select_parties
 from components.core.strategies import Strategy, build_strategy
@@ -41,6 +42,7 @@ from components.run.evaluation import Evaluator, Holdout
 from components.run.federated_stats import collect_stats
 from components.run.glm_fit import GlmFit
 from components.run.initial_model import initial_model
+from components.run.plans import agree, require_acceptance, run_plan, statistics_plan
 from components.run.promoter import Promoter
 from components.run.recorder import RunRecorder
 from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
@@ -174,8 +176,22 @@ class FederationRun:
     def start_tracking(self) -> str:
         return self.recorder.start(self.contract)
 
+    def agree_plan(self, plan: RunPlan | None = None) -> dict[str, PlanDecision]:
+        """Every party decides on the run plan (default: this run's training) first; those that refuse it get no
+        request of this run."""
+        parties = self.directory.await_parties(wait_for_all=True)
+        plan = plan or run_plan(self.config, self.spec, self.layout, self.strategy.privacy(), self.run_id)
+        decisions = agree(self.coordinator, parties, plan, self.config.approval_timeout_s)
+        if plan.purpose == "training":  # a statistics request has no tracked run or summary
+            self.recorder.plan_decisions(decisions)  # also when too many refused: the summary names each decision
+        require_acceptance(decisions, self.config.min_parties)
+        self.directory.leave_out([party for party, d in decisions.items() if d.verdict != "accept"])
+        return decisions
+
     def validate(self) -> ValidationResult:
-        """Every party checks its own data against the contract; a violation anywhere stops the run."""
+        """The parties agree on the plan, then each checks its own data against the contract; a contract
+        violation anywhere stops the run."""
+        self.agree_plan()
         parties = self.directory.await_parties(wait_for_all=True)
         result = validate_parties(
             self.coordinator,
@@ -323,6 +339,8 @@ class FederationRun:
         ``error`` is why a failed run stopped."""
         final = self.checkpoints.load_global(self.recorder.final_round) if status == "completed" else None
         path = self.recorder.finish(status, final, self.coordinator.rejected, self.coordinator.late, error)
+        if status == "completed" and self.config.party_updates == "until_settled":
+            self.checkpoints.discard_updates()  # settled: nothing reads them again
         ended = RunEnded(status=status, reason=error[:2000] if error else None)
         self.coordinator.broadcast(Kind.SHUTDOWN, self.run_id, ended.model_dump())
         return path
@@ -330,6 +348,7 @@ class FederationRun:
     def statistics(self, bins: int = 10) -> Path:
         """Federated descriptive statistics of the contract's features from every listed party (no training);
         the report's path under the workspace's ``stats/`` folder."""
+        self.agree_plan(statistics_plan(self.config, self.spec, self.layout, self.run_id, bins))
         parties = self.directory.await_parties(wait_for_all=True)
         report = collect_stats(self.coordinator, parties, self.contract, self.run_id, self.config.round_timeout_s, bins)
         path = self.workspace.stats / f"{self.contract.name}-v{self.contract.version}.json"

@@ -20,6 +20,7 @@ from components.core.contract import Contract
 from components.core.glm.summary import GlmSummary
 from components.core.params import Params
 from components.core.ports import MetadataPort, ServedModel, StorePort, TrackerPort
+from components.core.protocol.plan import PlanDecision
 from components.run.records import Contributions, ReputationChange, Rewards, ValidationResult
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 
@@ -68,9 +69,11 @@ class RunRecorder:
     def party_status(self, party: str, status: str, resources: dict[str, Any] | None = None) -> None:
         self.store.mark_party(party, status, resources)
 
-    def forget(self, party: str) -> None:
-        """A party left: delete its rows now, and keep only anonymous statistics in what is written later."""
+    def forget(self, party: str, public_key: str) -> None:
+        """A party left: refuse its key from now on (in later runs too), delete its rows now, and keep only
+        anonymous statistics in what is written later."""
         self.left.add(party)
+        self.store.record_departure(public_key)
         self.store.delete_party(party)
 
     def public(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,6 +107,12 @@ class RunRecorder:
         self.save()
         return self.summary.mlflow_run_id
 
+    def plan_decisions(self, decisions: Mapping[str, PlanDecision]) -> None:
+        """Each party's decision on the run plan, in the summary and on the tracking run."""
+        self.summary.plan_decisions = {party: d.model_dump() for party, d in sorted(decisions.items())}
+        self.tracker.set_tags({f"plan.{party}": d.verdict for party, d in decisions.items()})
+        self.save()
+
     def validation(self, result: ValidationResult, contract: Contract) -> None:
         """Summaries into the store and the summary; manifests and the contract versioned with DVC."""
         for party, summary in sorted(result.summaries.items()):
@@ -111,7 +120,8 @@ class RunRecorder:
             self.store.record_validation(self.run_id, party, summary.success, as_json, result.manifests[party])
             self.summary.validation[party] = as_json
             path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", result.manifests[party])
-            self.summary.manifests[party] = self.metadata.track(path)
+            self.metadata.track(path)  # versioned with DVC; the hash shown everywhere is the owner's own:
+            self.summary.manifests[party] = str(result.manifests[party].get("content_hash", ""))  # sha256 of the CSV
         contract_copy = save_json(
             self.workspace.metadata_repo / "contracts" / f"{contract.name}_v{contract.version}.json",
             contract.model_dump(mode="json"),
@@ -246,6 +256,7 @@ class RunRecorder:
             for party in left:
                 summary.manifests.pop(party, None)
                 summary.validation.pop(party, None)
+                summary.plan_decisions.pop(party, None)
             for row in summary.rounds:
                 row.participants = [anonymous_name(p) if p in left else p for p in row.participants]
                 row.party_metrics = self.public(row.party_metrics)

@@ -1,8 +1,9 @@
 """The rounds: a training request out, checked updates in, the strategy's aggregate saved (plain or secure).
 
 Every update already passed the boundary's layout check (names, shapes, dtypes, finite values);
-here each reply is checked against the request it answers: the example count it claims against
-the rows its party validated this run, and its distance from the global model it was sent.
+here each reply is checked against the request it answers (its party validated rows this run; its distance
+from the global model it was sent), and weighs what the coordinator can vouch for: its example count, at most
+the rows its party validated this run, and at most the configured share of the aggregate (``max_party_weight``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 from components.adapters.checkpoints import RunCheckpoints
+from components.core.claims import bounded_examples, cap_shares
 from components.core.config import FederationConfig
 from components.core.contract import Contract
 from components.core.errors import ProtocolError, QuorumNotReached
@@ -18,7 +20,7 @@ from components.core.protocol import Envelope, Kind
 from components.core.protocol.bodies import TrainRequest, UpdateReply, parse_body
 from components.core.strategies import ClientUpdate, Strategy
 from components.core.update_checks import check_distance
-from components.run.coordinator import Coordinator
+from components.run.coordinator import Coordinator, Reply
 from components.run.exchanges import problems
 from components.run.records import RoundResult
 from components.run.secure_round import SecureRound
@@ -68,13 +70,8 @@ class Rounds:
         max_norm = self.config.max_update_norm
 
         def check(envelope: Envelope, tensors: Params) -> None:
-            claimed = parse_body(UpdateReply, envelope.body).num_examples
-            validated = self.rows_validated.get(envelope.sender)
-            if validated is not None and claimed > validated:
-                raise ProtocolError(
-                    f"update claims {claimed} examples, but {envelope.sender} validated {validated} rows this run",
-                    code="claim",
-                )
+            if envelope.sender not in self.rows_validated:
+                raise ProtocolError(f"{envelope.sender} validated no rows this run", code="claim")
             if max_norm is not None:
                 check_distance(tensors, current, max_norm)
 
@@ -88,11 +85,7 @@ class Rounds:
             timeout_s=self.config.round_timeout_s,
             check=check,
         )
-        updates = [
-            ClientUpdate(party, reply.tensors, answer.num_examples, answer.metrics)
-            for party, reply in sorted(exchange.replies.items())
-            if (answer := parse_body(UpdateReply, reply.envelope.body))
-        ]
+        updates = self._weighed(round_number, exchange.replies)
         refuse_contract_mismatches(exchange.errors, self.contract)
         refused = problems(exchange)
         if len(updates) < self.config.min_parties:
@@ -110,6 +103,29 @@ class Rounds:
             bytes_up=exchange.bytes_up,
             bytes_down=exchange.bytes_down,
         )
+
+    def _weighed(self, round_number: int, replies: dict[str, Reply]) -> list[ClientUpdate]:
+        """The replies as updates, each weighing what the coordinator can vouch for: an example count above the
+        rows the party validated this run is lowered to them (and counted as a refused claim), then no party
+        weighs more than ``max_party_weight`` of the aggregate."""
+        claims: dict[str, UpdateReply] = {}
+        weights: dict[str, float] = {}
+        for party, reply in sorted(replies.items()):
+            claims[party] = parse_body(UpdateReply, reply.envelope.body)
+            validated = self.rows_validated[party]
+            weights[party] = bounded_examples(claims[party].num_examples, validated)
+            if claims[party].num_examples > validated:
+                self.coordinator.count_refusal(
+                    party,
+                    ProtocolError(
+                        f"round {round_number}: update claims {claims[party].num_examples} examples, but {party} "
+                        f"validated {validated} rows this run; weighed as {validated}",
+                        code="claim",
+                    ),
+                )
+        if self.config.max_party_weight is not None:
+            weights = cap_shares(weights, self.config.max_party_weight)
+        return [ClientUpdate(party, replies[party].tensors, weights[party], claims[party].metrics) for party in claims]
 
     def _secure(self, round_number: int, parties: list[str], request: TrainRequest, current: Params) -> RoundResult:
         """Only the sum of the masked updates is ever known here; the strategy sees it as one update."""

@@ -88,6 +88,7 @@ class RunSummary(BaseModel):
     finished_at: str | None = None
     mlflow_run_id: str | None = None
     config: dict[str, Any]
+    plan_decisions: dict[str, dict[str, Any]] = Field(default_factory=dict)  # party -> verdict, rule, reason
     validation: dict[str, dict[str, Any]] = Field(default_factory=dict)
     rounds: list[RoundRow] = Field(default_factory=list)
     final_metrics: RoundMetrics | None = None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from components.core.errors import EdgeFailure
+from components.core.ports import key_digest
 from components.twins.faults import FaultInjection, injectable
 
 EDGE = "store"
@@ -31,7 +32,16 @@ PARTY_COLUMNS: dict[str, Any] = {
     "reputation": 0.5,
 }
 _NOT_NULL = {"parties": ("name", "public_key", "status", "reputation")}
-TABLES = ("parties", "runs", "rounds", "contributions", "validations", "reputation_history", "party_stats")
+TABLES = (
+    "parties",
+    "runs",
+    "rounds",
+    "contributions",
+    "validations",
+    "reputation_history",
+    "party_stats",
+    "departures",
+)
 _STAT_COLUMNS = ("rounds_joined", "rounds_missed", "rejected_messages")
 
 
@@ -209,7 +219,24 @@ class MemoryStore(FaultInjection):
         else:
             totals.update({k: totals[k] + v for k, v in counts.items()})
 
+    @injectable
+    def record_departure(self, public_key: str) -> None:
+        digest = key_digest(public_key)
+        if self._find("departures", key_digest=digest) is None:
+            self.tables["departures"].append({"key_digest": digest, "left_at": _now()})
+
+    @injectable
+    def readmit(self, public_key: str) -> bool:
+        before = len(self.tables["departures"])
+        self.tables["departures"] = [r for r in self.tables["departures"] if r["key_digest"] != key_digest(public_key)]
+        return len(self.tables["departures"]) < before
+
     # reads
+
+    @injectable
+    def departed(self, public_keys: list[str]) -> set[str]:
+        gone = {r["key_digest"] for r in self.tables["departures"]}
+        return {key for key in public_keys if key_digest(key) in gone}
 
     @injectable
     def reputation_of(self, party: str) -> float:

@@ -20,6 +20,8 @@ class Kind(StrEnum):
     HELLO = "hello"  # party announces itself (and its manifest) on connect
     WELCOME = "welcome"  # coordinator acknowledges a hello
     HEARTBEAT = "heartbeat"  # party liveness and resource snapshot
+    PLAN = "plan"  # request: the run plan, before any work on the party's data
+    DECISION = "decision"  # reply: accept or reject (naming the rule), sent once decided (a person may hold it)
     VALIDATE = "validate"  # request: check the local dataset against the contract
     VALIDATION = "validation"  # reply: summary only
     PROFILE = "profile"  # request: summary statistics for input standardisation
@@ -46,6 +48,7 @@ class Kind(StrEnum):
 
 
 REQUEST_REPLY = {
+    Kind.PLAN: Kind.DECISION,
     Kind.VALIDATE: Kind.VALIDATION,
     Kind.PROFILE: Kind.PROFILE_RESULT,
     Kind.TRAIN: Kind.UPDATE,
