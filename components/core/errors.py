@@ -8,6 +8,7 @@ ConsortiaError
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
 │   ├── BudgetExceeded      a privacy budget would be exceeded
 │   ├── RunStateError       the run cannot take this step: it completed, or another process coordinates it
+│   ├── ModelNotFound       a model reference (NAME@ALIAS, NAME@VERSION) names no registered version
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -72,6 +73,10 @@ class BudgetExceeded(PermanentError):
 
 class RunStateError(PermanentError):
     """A run that completed (its record is final) or that another live process coordinates."""
+
+
+class ModelNotFound(PermanentError):
+    """A model reference names no registered version: no such model, alias or version."""
 
 
 class PartyUnavailable(TransientError):
