@@ -38,6 +38,7 @@ class Server:
     port: int
     log: Path
     holdout: pd.DataFrame
+    workspace: Path
 
 
 def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -61,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     log = root / "serve.log"
     process = start_consortia("serve", f"{MODEL}@champion", "--port", str(port), workspace=root, log=log)
-    served = Server(process, f"http://127.0.0.1:{port}", port, log, pd.read_csv(layout.holdout))
+    served = Server(process, f"http://127.0.0.1:{port}", port, log, pd.read_csv(layout.holdout), root)
     try:
         wait_for_health(served.url, process, log, timeout_s=180)
         yield served
@@ -108,6 +109,16 @@ def test_a_wrongly_typed_value_gets_a_400_naming_the_column(server: Server):
     assert "column mean_area" in error["message"] and "'large'" in error["message"], error["message"]
 
 
+def test_a_null_value_gets_a_400_naming_the_column(server: Server):
+    record = server.holdout.drop(columns=["diagnosis"]).iloc[0].to_dict()
+    record["worst_area"] = None
+
+    status, error = post(server.url, {"dataframe_records": [record]})
+
+    assert status == 400
+    assert error["message"] == "feature columns ['worst_area'] have missing (null, NaN) or infinite values"
+
+
 def test_a_body_that_is_not_a_scoring_request_gets_a_400(server: Server):
     not_json_status, not_json = post(server.url, b"{mean_radius: 1")
     wrong_key_status, wrong_key = post(server.url, {"rows": [{"mean_radius": 1.0}]})
@@ -133,9 +144,19 @@ def test_the_readme_curl_example_works_as_written(server: Server):
     assert set(prediction) == {"0", "1"} and prediction["0"] > 0.5  # the README's row: malignant (class 0)
 
 
+def test_an_unknown_alias_or_version_is_refused_naming_what_exists(server: Server):
+    no_alias = run_consortia("serve", f"{MODEL}@production", "--port", str(free_port()), workspace=server.workspace)
+    no_version = run_consortia("serve", f"{MODEL}@9", "--port", str(free_port()), workspace=server.workspace)
+
+    assert no_alias.returncode == 1
+    assert f"{MODEL} has no alias 'production' (aliases: ['champion'])" in " ".join(no_alias.stdout.split())
+    assert no_version.returncode == 1
+    assert f"{MODEL} has no version 9 (versions: [1])" in " ".join(no_version.stdout.split())
+
+
 def test_sigterm_stops_the_server_and_frees_the_port(server: Server):
     server.process.send_signal(signal.SIGTERM)
 
-    assert server.process.wait(timeout=60) in (0, 130), server.log.read_text()
+    assert server.process.wait(timeout=60) == 0, server.log.read_text()  # uvicorn shuts down gracefully
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{server.url}/ping", timeout=2)
