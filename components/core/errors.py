@@ -3,12 +3,12 @@
 ConsortiaError
 ├── PermanentError          never retried: fix the input or the config
 │   ├── ConfigError         a federation or party config is invalid
+│   ├── ModelNotFound       a model reference (NAME@ALIAS, NAME@VERSION) names no registered version
 │   ├── ContractError       data does not meet its contract (or cannot be read)
 │   ├── ProtocolError       a message is malformed, hostile or from another protocol version
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
 │   ├── BudgetExceeded      a privacy budget would be exceeded
 │   ├── RunStateError       the run cannot take this step: it completed, or another process coordinates it
-│   ├── ModelNotFound       a model reference (NAME@ALIAS, NAME@VERSION) names no registered version
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -48,6 +48,10 @@ class ConfigError(PermanentError):
     """A config file is missing, unreadable or invalid."""
 
 
+class ModelNotFound(PermanentError):
+    """A model reference names no registered version: no such model, alias or version."""
+
+
 class ContractError(PermanentError):
     """A dataset fails its contract, or cannot be read as the contract needs."""
 
@@ -73,10 +77,6 @@ class BudgetExceeded(PermanentError):
 
 class RunStateError(PermanentError):
     """A run that completed (its record is final) or that another live process coordinates."""
-
-
-class ModelNotFound(PermanentError):
-    """A model reference names no registered version: no such model, alias or version."""
 
 
 class PartyUnavailable(TransientError):
