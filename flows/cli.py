@@ -412,7 +412,7 @@ def serve(
 ) -> None:
     """Serve a registered model over HTTP (MLflow's scoring server): POST /invocations with dataframe_split or
     dataframe_records JSON."""
-    from flows.serve import ModelReference, resolved_version, serve_model
+    from flows.serve import ModelReference, refuse_taken_port, resolved_version, serve_model
 
     tracking_uri = Workspace.at(workspace).tracking_uri
     if _no_store_yet(tracking_uri):
@@ -420,6 +420,7 @@ def serve(
     try:
         reference = ModelReference.parse(model)
         version = resolved_version(tracking_uri, reference)
+        refuse_taken_port("127.0.0.1", port)
     except ConsortiaError as error:
         _fail(str(error))
     url = f"http://127.0.0.1:{port}/invocations"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
-from components.core.errors import ModelNotFound
+from components.core.errors import ConfigError, ModelNotFound
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ def resolved_version(tracking_uri: str, reference: ModelReference) -> int:
         numbers = [version.version for version in versions]
         raise ModelNotFound(f"{reference.name} has no version {reference.version} (versions: {numbers})")
     return reference.version
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """``ConfigError`` if ``host:port`` cannot be listened on now (said before seconds of loading the model)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}; choose another --port") from None
 
 
 def serve_model(tracking_uri: str, name: str, version: int, port: int, host: str = "127.0.0.1") -> None:

@@ -154,6 +154,14 @@ def test_an_unknown_alias_or_version_is_refused_naming_what_exists(server: Serve
     assert f"{MODEL} has no version 9 (versions: [1])" in " ".join(no_version.stdout.split())
 
 
+def test_a_port_in_use_is_refused_before_the_model_loads(server: Server):
+    taken = run_consortia("serve", f"{MODEL}@champion", "--port", str(server.port), workspace=server.workspace)
+
+    assert taken.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{server.port}: Address already in use" in " ".join(taken.stdout.split())
+    assert "serving" not in taken.stdout
+
+
 def test_sigterm_stops_the_server_and_frees_the_port(server: Server):
     server.process.send_signal(signal.SIGTERM)
 
