@@ -394,6 +394,30 @@ def dashboard(
 
 
 @app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME@VERSION, e.g. consortia-breast-cancer@champion.")],
+    workspace: WorkspaceOption = None,
+    port: Annotated[int, typer.Option(help="Port to listen on, on 127.0.0.1.")] = 5000,
+) -> None:
+    """Serve a registered model over HTTP (MLflow's scoring server): POST /invocations with dataframe_split or
+    dataframe_records JSON."""
+    from flows.serve import ModelReference, refuse_taken_port, resolved_version, serve_model
+
+    tracking_uri = Workspace.at(workspace).tracking_uri
+    if _no_store_yet(tracking_uri):
+        _fail(f"no MLflow store at {tracking_uri}: run `consortia demo` or `consortia run CONFIG` first")
+    try:
+        reference = ModelReference.parse(model)
+        version = resolved_version(tracking_uri, reference)
+        refuse_taken_port("127.0.0.1", port)
+    except ConsortiaError as error:
+        _fail(str(error))
+    url = f"http://127.0.0.1:{port}/invocations"
+    console.print(f"serving {reference.name} version {version} on {url}  (Ctrl-C to stop)", soft_wrap=True)
+    serve_model(tracking_uri, reference.name, version, port)
+
+
+@app.command()
 def keys(
     name: Annotated[str, typer.Argument(help="Key name, e.g. coordinator.")] = "coordinator",
     out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.key_secret.")] = Path("keys"),

@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +24,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     from flows.demo import free_port
     from flows.processes import stop_process_groups
+    from tests.federation_helpers import wait_for_health
 
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
@@ -44,7 +43,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     previous = os.environ.get("PREFECT_API_URL")
     try:
-        _wait_for_health(url, server, log, timeout_s=180)
+        wait_for_health(url, server, log, timeout_s=180)
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
@@ -53,17 +52,3 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if previous is not None:
                 os.environ["PREFECT_API_URL"] = previous
         stop_process_groups([server])
-
-
-def _wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"prefect server not healthy within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")

@@ -232,6 +232,10 @@ def test_the_predictor_names_missing_columns_and_checks_its_outputs():
         predictor.predict(pd.DataFrame({"x": [1.0]}))
     with pytest.raises(ValueError, match="numeric"):
         predictor.predict(pd.DataFrame({"x": [1.0], "y": ["tall"]}))
+    with pytest.raises(ValueError, match=r"columns \['x'\] have missing \(null, NaN\) or infinite values"):
+        predictor.predict(pd.DataFrame({"x": [1.0, None], "y": [2.0, 3.0]}))
+    with pytest.raises(ValueError, match=r"columns \['y'\]"):
+        predictor.predict(pd.DataFrame({"x": [1.0], "y": [np.inf]}))
     assert predictor.predict(pd.DataFrame({"x": [], "y": []})).shape == (0, 2)
     three_classes = served.model_copy(update={"classes": ["a", "b", "c"]})
     with pytest.raises(ValueError, match="answers 2 values per row"):

@@ -76,6 +76,7 @@ _PYFUNC_CODE = '''"""Consortia's served model: the federation's final model on a
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 from components.ml.serving import ServedPredictor
@@ -87,7 +88,10 @@ class ConsortiaModel(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.predictor.predict(frame)
+        try:
+            return self.predictor.predict(frame)
+        except ValueError as error:  # the input's fault: a 400 from MLflow's scoring server, with the reason
+            raise MlflowException.invalid_parameter_value(str(error)) from None
 
 
 mlflow.models.set_model(ConsortiaModel())

@@ -3,6 +3,7 @@
 ConsortiaError
 ├── PermanentError          never retried: fix the input or the config
 │   ├── ConfigError         a federation or party config is invalid
+│   ├── ModelNotFound       a model reference (NAME@ALIAS, NAME@VERSION) names no registered version
 │   ├── ContractError       data does not meet its contract (or cannot be read)
 │   ├── ProtocolError       a message is malformed, hostile or from another protocol version
 │   ├── UpdateRejected      a model update fails the boundary checks (shape, finiteness, norm)
@@ -47,6 +48,10 @@ class TransientError(ConsortiaError):
 
 class ConfigError(PermanentError):
     """A config file is missing, unreadable or invalid."""
+
+
+class ModelNotFound(PermanentError):
+    """A model reference names no registered version: no such model, alias or version."""
 
 
 class ContractError(PermanentError):

@@ -4,9 +4,9 @@ The registered MLflow model is a pyfunc whose code (written by the tracking adap
 ``ServedPredictor.load`` and ``predict``. The model travels as two files: what it is (a ``ServedModel`` as
 JSON: the ``ModelSpec``, feature names, class names, task) and its weights (``.npz``, one array per
 parameter name, read without pickle). ``predict`` picks the feature columns by name (any order, extra
-columns ignored, any numeric dtype), runs the model on them as float32 (``components.ml.model.serving_model``:
-softmax for classification) and answers one probability column per class name or, for regression, one
-``prediction`` column.
+columns ignored, any numeric dtype; a missing or infinite value is refused, as the contract refuses nulls),
+runs the model on them as float32 (``components.ml.model.serving_model``: softmax for classification) and
+answers one probability column per class name or, for regression, one ``prediction`` column.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class ServedPredictor:
             values = frame[features].to_numpy(dtype=np.float32)
         except (TypeError, ValueError) as error:
             raise ValueError(f"feature columns must be numeric: {error}") from None
+        not_finite = [name for name, bad in zip(features, ~np.isfinite(values).all(axis=0), strict=True) if bad]
+        if not_finite:
+            raise ValueError(f"feature columns {not_finite} have missing (null, NaN) or infinite values")
         outputs = self._forward(values) if len(values) else np.zeros((0, len(self.outputs)))
         return pd.DataFrame(outputs.astype(np.float64), columns=self.outputs, index=frame.index)
 
