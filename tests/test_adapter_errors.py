@@ -284,6 +284,7 @@ def test_tracking_transient_error_is_edge_unavailable_and_the_next_call_works(
     with pytest.raises(EdgeUnavailable) as raised:
         tracker.log_metrics({"accuracy": 0.5}, step=1)
     tracker.log_metrics({"accuracy": 0.5}, step=1)
+    tracker.flush()  # metrics are logged asynchronously: flush confirms them
 
     assert_transient(raised, "tracking")
     assert raised.value.__cause__ is error
