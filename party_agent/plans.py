@@ -92,6 +92,9 @@ class PlanDesk:
         if run_id in self.accepted:
             return None
         request = self.read(run_id) if run_id else None
+        if request is not None and request.status == "accepted":  # accepted before this agent restarted
+            self._settle(request)
+            return None
         if request is not None:
             return f"run {run_id}'s plan is {request.status} here" + (
                 f" ({request.decision.rule or ''}: {request.decision.reason})" if request.decision else ""

@@ -99,3 +99,18 @@ def test_training_windows_wrap_past_midnight_and_exclude_their_end():
     assert within_hours(["09:00-17:00"], time(9, 0)) and not within_hours(["09:00-17:00"], time(17, 0))
     with pytest.raises(ValueError, match="HH:MM-HH:MM"):
         PartyPolicy(training_hours=["9-17"])
+
+
+def test_a_restarted_agent_keeps_serving_a_run_it_accepted_and_still_refuses_one_it_rejected(tmp_path):
+    from party_agent.plans import PlanDesk
+
+    before = PlanDesk(PartyPolicy(federations=["clinics"]), tmp_path)
+    assert before.receive(plan(), KEY).verdict == "accept"
+    assert before.receive(plan(run_id="run-2", federation="banks"), KEY).verdict == "reject"
+
+    after = PlanDesk(PartyPolicy(federations=["clinics"]), tmp_path)  # the agent restarted mid-run: memory is empty
+
+    assert after.refusal("run-1") is None
+    assert after.outside_plan("run-1", 11, plan().model, 1) == "round 11 is past the plan's 10 rounds"
+    assert after.refusal("run-2").startswith("run run-2's plan is rejected here (federations")
+    assert after.refusal("run-3") == "no accepted plan for run 'run-3'"
