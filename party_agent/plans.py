@@ -87,14 +87,19 @@ class PlanDesk:
     def finished(self, run_id: str) -> None:
         self.running.discard(run_id)
 
+    def accepted_plan(self, run_id: str) -> RunPlan | None:
+        """The plan this party accepted for ``run_id``, also one accepted before this agent restarted."""
+        if run_id not in self.accepted and run_id:
+            request = self.read(run_id)
+            if request is not None and request.status == "accepted":
+                self._settle(request)
+        return self.accepted.get(run_id)
+
     def refusal(self, run_id: str) -> str | None:
         """Why this party does no work for ``run_id`` (None: it may)."""
-        if run_id in self.accepted:
+        if self.accepted_plan(run_id) is not None:
             return None
         request = self.read(run_id) if run_id else None
-        if request is not None and request.status == "accepted":  # accepted before this agent restarted
-            self._settle(request)
-            return None
         if request is not None:
             return f"run {run_id}'s plan is {request.status} here" + (
                 f" ({request.decision.rule or ''}: {request.decision.reason})" if request.decision else ""
@@ -103,7 +108,7 @@ class PlanDesk:
 
     def outside_plan(self, run_id: str, round_number: int, model: ModelSpec, local_epochs: int) -> str | None:
         """Why a training request goes beyond the plan this party accepted (None: it stays within)."""
-        plan = self.accepted.get(run_id)
+        plan = self.accepted_plan(run_id)
         if plan is None:
             return None
         if round_number > plan.rounds:

@@ -110,7 +110,7 @@ def test_a_restarted_agent_keeps_serving_a_run_it_accepted_and_still_refuses_one
 
     after = PlanDesk(PartyPolicy(federations=["clinics"]), tmp_path)  # the agent restarted mid-run: memory is empty
 
-    assert after.refusal("run-1") is None
     assert after.outside_plan("run-1", 11, plan().model, 1) == "round 11 is past the plan's 10 rounds"
+    assert after.refusal("run-1") is None
     assert after.refusal("run-2").startswith("run run-2's plan is rejected here (federations")
     assert after.refusal("run-3") == "no accepted plan for run 'run-3'"
