@@ -16,6 +16,8 @@ from components.core.strategies import PrivacyAccount
 from components.core.tasks import metrics_of
 from components.run.coordinator import Coordinator
 
+HEARTBEATS_SENT = "every few seconds: heartbeats (busy, run and round, cores, memory, CPU use, library versions)"
+
 
 def strategy_chain(strategy: StrategyConfig) -> list[str]:
     """The strategy and every inner one, outermost first (``clipping > dp > fedavg``)."""
@@ -55,7 +57,7 @@ def sent_back(config: FederationConfig, spec: ModelSpec, layout: Layout, privacy
     ]
     if config.holdout is None:
         lines.append(f"each round: {', '.join(metrics_of(spec.task))} of the global model on this party's rows")
-    lines.append("every few seconds: heartbeats (busy, run and round, cores, memory, CPU use, library versions)")
+    lines.append(HEARTBEATS_SENT)
     return lines
 
 
@@ -86,7 +88,7 @@ def statistics_plan(config: FederationConfig, spec: ModelSpec, layout: Layout, r
     sent = [
         f"once: per contract feature, count, missing count, sum, mean, variance, min and max and a {bins}-bin "
         "histogram of this party's rows, each suppressed ('< N') where fewer rows than the disclosure minimum back it",
-        plan.sent_back[-1],  # heartbeats
+        HEARTBEATS_SENT,
     ]
     return plan.model_copy(update={"purpose": "statistics", "rounds": 1, "sent_back": sent})
 
