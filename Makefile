@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 # Debian packages some tests need (headless Chromium for the dashboard's browser test, iproute2 for
-# network namespaces). Installed when missing and we are root; otherwise those tests skip and say why.
+# network namespaces, PostgreSQL for the stores-by-URL tests). Installed when missing and we are root;
+# otherwise those tests skip and say why.
 system:
-	@if command -v chromium >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium iproute2 >/dev/null; \
-	else echo "note: chromium/iproute2 missing and not root: browser and netns tests will skip"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium iproute2 postgresql >/dev/null; \
+	else echo "note: chromium/iproute2/postgresql missing and not root: browser, netns and PostgreSQL tests will skip"; fi
 
 demo: setup
 	$(VENV)/bin/consortia demo

@@ -26,7 +26,9 @@ from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.admission_cli import readmit
 from flows.contract_cli import contract_app
+from flows.deploy import deploy
 from flows.glm_cli import print_glm
+from flows.options import CronOption, DeploymentNameOption, IntervalOption, WorkspaceOption
 from flows.rewards_report import rewards_report
 from flows.stats_cli import stats
 
@@ -34,10 +36,8 @@ app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workf
 app.add_typer(contract_app, name="contract")
 app.command("stats")(stats)
 app.command()(readmit)
+app.command()(deploy)
 console = Console()
-WorkspaceOption = Annotated[
-    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")
-]
 
 
 def _setup_logging(workspace: Workspace) -> None:
@@ -250,20 +250,17 @@ def run(
 def schedule(
     config: Annotated[Path, typer.Argument(help="federation.yaml")],
     workspace: WorkspaceOption = None,
-    cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "0 2 * * *" (02:00 every day).')] = None,
-    interval: Annotated[float | None, typer.Option(help="Seconds between runs (instead of --cron).")] = None,
-    name: Annotated[str | None, typer.Option(help="Deployment name (default: the federation's name).")] = None,
+    cron: CronOption = None,
+    interval: IntervalOption = None,
+    name: DeploymentNameOption = None,
 ) -> None:
     """Run a federation on a schedule: a Prefect deployment served by this process until Ctrl-C or SIGTERM."""
-    from components.core.config import load_federation_config
-    from flows.schedule import describe_schedule, prefect_server_url, serve_schedule
+    from flows.schedule import schedule_target, serve_schedule
 
     space = Workspace.at(workspace)
     _setup_logging(space)
     try:
-        when, server = describe_schedule(cron, interval), prefect_server_url()
-        federation = load_federation_config(config)  # validated even when --name is given
-        deployment = name or federation.name
+        when, server, deployment = schedule_target(config, cron, interval, name)
     except ConsortiaError as error:
         _fail(str(error))
     space.activate()

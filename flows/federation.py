@@ -23,6 +23,8 @@ from components.run.federation import FederationRun, new_run_id
 from components.run.logs import log_to_file
 from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
 from components.run.summary import RoundRow
+from flows.artifacts import publish_run_artifacts
+from flows.run_hooks import HOOKS
 
 _ROUND_HOOKS: dict[str, Callable[[RoundRow], None]] = {}  # by run id, for run_federation's progress bars
 _EDGES: dict[str, RunEdges] = {}  # edges other than the workspace's, by run id (twins, in tests)
@@ -162,12 +164,29 @@ def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None]
         run.close()
 
 
-@flow(name="consortia-federation", flow_run_name="{run_id}")
+@task(name="publish-artifacts", cache_policy=NO_CACHE)
+def publish_artifacts(run: FederationRun) -> None:
+    """The run's Prefect artifacts (rounds, contributions and rewards, promotion, MLflow run), completed or not."""
+    publish_run_artifacts(run.summary, run.config.name, run.workspace.tracking_uri)
+
+
+@flow(name="consortia-federation", flow_run_name="{run_id}", **HOOKS)
 def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
     """Run (or resume) one federation; returns the path of the run summary JSON."""
     config = load_federation_config(Path(config_path))
     run = FederationRun(config, Workspace.at(workspace), run_id, edges=_EDGES.get(run_id))
-    return drive(run, PREFECT_TASKS, _ROUND_HOOKS.get(run_id))
+    try:
+        return drive(run, PREFECT_TASKS, _ROUND_HOOKS.get(run_id))
+    finally:
+        _publish_quietly(run)
+
+
+def _publish_quietly(run: FederationRun) -> None:
+    """Publish the run's artifacts; a failure to do so is logged, never raised over the run's own outcome."""
+    try:
+        publish_artifacts(run)
+    except Exception:
+        log.exception("could not publish the Prefect artifacts of run %s", run.run_id)
 
 
 @flow(name="consortia-scheduled-federation")

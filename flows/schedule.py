@@ -36,6 +36,17 @@ def describe_schedule(cron: str | None, interval_s: float | None) -> str:
     return f"cron {cron!r}" if cron is not None else f"every {interval_s:g} s"
 
 
+def schedule_target(
+    config_path: Path, cron: str | None, interval_s: float | None, name: str | None
+) -> tuple[str, str, str]:
+    """The schedule described, the Prefect server's URL and the deployment's name (default: the federation's);
+    the config is validated even when ``name`` is given, here rather than first in a scheduled run."""
+    from components.core.config import load_federation_config
+
+    when, server = describe_schedule(cron, interval_s), prefect_server_url()
+    return when, server, name or load_federation_config(config_path).name
+
+
 def serve_schedule(
     config_path: Path, workspace: Path, name: str, cron: str | None = None, interval_s: float | None = None
 ) -> None:

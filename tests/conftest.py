@@ -1,13 +1,12 @@
 """Test-wide settings: a private Prefect home so tests never touch ~/.prefect, and a shared Prefect server."""
 
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from tests.postgres import PostgresServer, start_postgres
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="consortia-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -22,33 +21,29 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server's start on a fresh database (about 20 s here). The demo and network-namespace tests clear
     PREFECT_API_URL to keep covering the embedded default.
     """
-    from flows.demo import free_port
-    from flows.processes import stop_process_groups
-    from tests.federation_helpers import wait_for_health
+    from tests.federation_helpers import started_prefect_server
 
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    prefect = Path(sys.executable).parent / "prefect"
-    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
-    log = home / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-            start_new_session=True,
-        )
     previous = os.environ.get("PREFECT_API_URL")
+    with started_prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
+        try:
+            os.environ["PREFECT_API_URL"] = url
+            yield url
+        finally:
+            if os.environ.get("PREFECT_API_URL") == url:
+                os.environ.pop("PREFECT_API_URL")
+                if previous is not None:
+                    os.environ["PREFECT_API_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (Debian's, from `make system`); skipped, saying why, without one."""
+    from flows.demo import free_port
+
+    server = start_postgres(free_port())
+    if isinstance(server, str):
+        pytest.skip(server)
     try:
-        wait_for_health(url, server, log, timeout_s=180)
-        os.environ["PREFECT_API_URL"] = url
-        yield url
+        yield server
     finally:
-        if os.environ.get("PREFECT_API_URL") == url:
-            os.environ.pop("PREFECT_API_URL")
-            if previous is not None:
-                os.environ["PREFECT_API_URL"] = previous
-        stop_process_groups([server])
+        server.stop()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,30 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def started_prefect_server(home: Path, **settings: str) -> Iterator[str]:
+    """``prefect server start`` on a free port of 127.0.0.1 with its home in ``home`` and extra ``settings``
+    (e.g. PREFECT_API_DATABASE_CONNECTION_URL); its API URL while inside, stopped after."""
+    from flows.demo import free_port
+    from flows.processes import stop_process_groups
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+    log = home / "server.log"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **settings}
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+    try:
+        wait_for_health(url, server, log, timeout_s=180)
+        yield url
+    finally:
+        stop_process_groups([server])
 
 
 def wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:

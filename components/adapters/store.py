@@ -136,6 +136,17 @@ departures = Table(
 )
 
 
+flow_runs = Table(  # how each Prefect flow run of a federation run ended (its completion/failure/crash hooks)
+    "flow_runs",
+    metadata,
+    Column("flow_run_id", String(36), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("state", String(16), nullable=False),  # COMPLETED | FAILED | CRASHED
+    Column("message", String(2000)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def anonymous_name(party: str) -> str:
     """The name a party's run statistics keep after it left the federation."""
     return f"left-{hashlib.sha256(party.encode()).hexdigest()[:8]}"
@@ -248,6 +259,33 @@ class FederationStore:
                     summary_path=summary_path,
                 )
             )
+
+    def record_flow_run(self, run_id: str, flow_run_id: str, state: str, message: str | None) -> None:
+        """How Prefect flow run ``flow_run_id`` of ``run_id`` ended; a run still marked running is marked failed
+        unless the flow run completed (a crash can end a run before it recorded its failure)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(flow_runs).where(flow_runs.c.flow_run_id == flow_run_id))
+            conn.execute(
+                flow_runs.insert().values(
+                    flow_run_id=flow_run_id,
+                    run_id=run_id,
+                    state=state,
+                    message=(message or "")[:2000] or None,
+                    recorded_at=_now(),
+                )
+            )
+            if state != "COMPLETED":
+                conn.execute(
+                    runs.update()
+                    .where((runs.c.run_id == run_id) & (runs.c.status == "running"))
+                    .values(status="failed", finished_at=_now())
+                )
+
+    def flow_run_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The Prefect flow runs of ``run_id`` and how each ended, oldest first."""
+        query = select(flow_runs).where(flow_runs.c.run_id == run_id).order_by(flow_runs.c.recorded_at)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def record_validation(
         self,

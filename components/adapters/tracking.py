@@ -131,21 +131,25 @@ def _tracking_error(edge: str, error: Exception) -> ConsortiaError | None:
     return None
 
 
-def _artifact_location(tracking_uri: str) -> str | None:
-    """``file://`` URI of the ``artifacts`` folder beside a SQLite store; None (server default) otherwise."""
-    if not tracking_uri.startswith(_SQLITE_PREFIX):
+def _artifact_location(tracking_uri: str, artifact_root: Path | None) -> str | None:
+    """``file://`` URI of a new experiment's artifacts: the ``artifacts`` folder beside a SQLite store,
+    ``artifact_root`` beside another database (e.g. PostgreSQL); None for a tracking server (its default)."""
+    if tracking_uri.startswith(_SQLITE_PREFIX):
+        database = Path(tracking_uri.removeprefix(_SQLITE_PREFIX)).resolve()
+        return (database.parent / "artifacts").as_uri()
+    if tracking_uri.startswith(("http://", "https://")) or artifact_root is None:
         return None
-    database = Path(tracking_uri.removeprefix(_SQLITE_PREFIX)).resolve()
-    return (database.parent / "artifacts").as_uri()
+    return artifact_root.resolve().as_uri()
 
 
 @raising_consortia_errors(functools.partial(_tracking_error, "tracking"))
 class RunTracker:
     """One MLflow run at a time in one experiment: params, metrics, tags, JSON artifacts and the model."""
 
-    def __init__(self, tracking_uri: str, experiment: str) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
+        self.artifact_root = artifact_root  # where artifacts go when the store is a database, not a server
         self._client = MlflowClient(tracking_uri)
         self._run_id: str | None = None
         self._experiment_id: str | None = None
@@ -250,7 +254,8 @@ class RunTracker:
         if existing is not None:
             return existing.experiment_id
         try:
-            return self._client.create_experiment(name, artifact_location=_artifact_location(self.tracking_uri))
+            location = _artifact_location(self.tracking_uri, self.artifact_root)
+            return self._client.create_experiment(name, artifact_location=location)
         except MlflowException as error:  # created meanwhile by another process
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise

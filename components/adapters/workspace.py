@@ -10,6 +10,12 @@ DEFAULT_WORKSPACE = Path(".consortia")
 PREFECT_OWNER_VARIABLE = "CONSORTIA_PREFECT_OWNER"  # marks an embedded Prefect server with its coordinator's pid
 
 
+def with_installed_driver(url: str) -> str:
+    """A database URL with the driver Consortia installs: ``postgresql://`` would ask SQLAlchemy (and MLflow)
+    for psycopg2, so it becomes ``postgresql+psycopg://``; other URLs are kept as given."""
+    return f"postgresql+psycopg://{url.removeprefix('postgresql://')}" if url.startswith("postgresql://") else url
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -33,7 +39,7 @@ class Workspace:
 
     @property
     def tracking_uri(self) -> str:
-        return os.environ.get("CONSORTIA_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+        return with_installed_driver(os.environ.get("CONSORTIA_TRACKING_URI") or f"sqlite:///{self.mlflow_db}")
 
     @property
     def federation_db(self) -> Path:
@@ -41,7 +47,7 @@ class Workspace:
 
     @property
     def store_url(self) -> str:
-        return os.environ.get("CONSORTIA_STORE_URL") or f"sqlite:///{self.federation_db}"
+        return with_installed_driver(os.environ.get("CONSORTIA_STORE_URL") or f"sqlite:///{self.federation_db}")
 
     @property
     def metadata_repo(self) -> Path:
