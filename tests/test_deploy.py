@@ -79,6 +79,7 @@ def start_worker(pool: str, workspace: Path, log: Path) -> subprocess.Popen[byte
         )
 
 
+@pytest.mark.timeout(900)  # a Prefect server's start, then a whole run: minutes on a loaded machine
 def test_a_deployment_on_a_work_pool_runs_on_schedule_with_artifacts_and_hooks(tmp_path):
     workspace, layout = make_federation(tmp_path / "ws", parties=2, rounds=2, min_parties=2)
     pool, name = f"pool-{uuid.uuid4().hex[:8]}", f"nightly-{uuid.uuid4().hex[:8]}"

@@ -28,6 +28,7 @@ def rows(url: str, query: str, **values: object) -> list[dict[str, object]]:
         engine.dispose()
 
 
+@pytest.mark.timeout(900)  # a Prefect server's start, then a whole run: minutes on a loaded machine
 def test_a_run_keeps_its_store_tracking_and_prefect_state_in_postgresql(tmp_path, postgres, monkeypatch):
     store, tracking = postgres.create_database("federation"), postgres.create_database("mlflow")
     prefect_db = postgres.create_database("prefect")
