@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from components.adapters.store import FederationStore
 from components.run.summary import RunSummary
 from flows.artifacts import artifact_keys, contributions_table, rounds_table
+from flows.cli import app as cli_app
 from flows.processes import PartyProcesses, stop_process_groups
 from tests.federation_helpers import consortia_env, make_federation, run_consortia, wait_until
-
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 _READ_BACK = """
 import asyncio, json, sys
@@ -79,6 +79,8 @@ def start_worker(pool: str, workspace: Path, log: Path) -> subprocess.Popen[byte
         )
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_server")
 @pytest.mark.timeout(900)  # a Prefect server's start, then a whole run: minutes on a loaded machine
 def test_a_deployment_on_a_work_pool_runs_on_schedule_with_artifacts_and_hooks(tmp_path):
     workspace, layout = make_federation(tmp_path / "ws", parties=2, rounds=2, min_parties=2)
@@ -138,6 +140,8 @@ def test_a_deployment_on_a_work_pool_runs_on_schedule_with_artifacts_and_hooks(t
     )
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_server")
 def test_a_failed_run_is_recorded_by_the_failure_hook(tmp_path):
     """No party ever joins: the run fails, and the hook writes that to the store and the log."""
     workspace, layout = make_federation(tmp_path / "ws", parties=2, rounds=1, min_parties=2, join_timeout_s=1)
@@ -150,3 +154,17 @@ def test_a_failed_run_is_recorded_by_the_failure_hook(tmp_path):
     assert run["status"] == "failed"
     assert f"federation run lonely-run: flow run {ended['flow_run_id']} FAILED" in workspace.coordinator_log.read_text()
     assert os.path.exists(workspace.summary_path("lonely-run"))
+
+
+def test_a_deployment_needs_a_prefect_server_and_one_timing(tmp_path, monkeypatch):
+    config = tmp_path / "federation.yaml"
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    no_server = CliRunner().invoke(
+        cli_app, ["deploy", str(config), "-w", str(tmp_path), "--pool", "p", "--interval", "60"]
+    )
+    assert no_server.exit_code == 1 and "needs a Prefect server" in " ".join(no_server.output.split())
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    both = CliRunner().invoke(
+        cli_app, ["deploy", str(config), "-w", str(tmp_path), "--pool", "p", "--interval", "60", "--cron", "0 2 * * *"]
+    )
+    assert both.exit_code == 1 and "exactly one of --cron or --interval" in both.output
