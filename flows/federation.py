@@ -176,9 +176,12 @@ def federation_flow(config_path: str, workspace: str, run_id: str) -> str:
     config = load_federation_config(Path(config_path))
     run = FederationRun(config, Workspace.at(workspace), run_id, edges=_EDGES.get(run_id))
     try:
-        return drive(run, PREFECT_TASKS, _ROUND_HOOKS.get(run_id))
-    finally:
+        path = drive(run, PREFECT_TASKS, _ROUND_HOOKS.get(run_id))
+    except Exception:  # a failed run has artifacts too; an interrupted one (Ctrl-C, SIGTERM) stops at once
         _publish_quietly(run)
+        raise
+    _publish_quietly(run)
+    return path
 
 
 def _publish_quietly(run: FederationRun) -> None:
