@@ -25,6 +25,7 @@ from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.admission_cli import readmit
+from flows.approval_cli import approve
 from flows.contract_cli import contract_app
 from flows.glm_cli import print_glm
 from flows.rewards_report import rewards_report
@@ -34,6 +35,7 @@ app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workf
 app.add_typer(contract_app, name="contract")
 app.command("stats")(stats)
 app.command()(readmit)
+app.command()(approve)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")
