@@ -114,17 +114,6 @@ def decision(gates: list[GateResult]) -> GateDecision:
     return GateDecision(promote=not failed, reason="; ".join(gate.reason for gate in shown), gates=list(gates))
 
 
-def promotion_gate(
-    metric: str,
-    candidate: float,
-    champion: float | None,
-    higher_is_better: bool = True,
-    min_improvement: float = 0.0,
-) -> GateDecision:
-    """The champion gate alone (the policy before thresholds, fairness and approval)."""
-    return decision([champion_gate(metric, candidate, champion, higher_is_better, min_improvement)])
-
-
 def promotion_gates(
     policy: PromotionConfig, candidate: float, champion: float | None, evaluation: FederatedEvaluation | None
 ) -> GateDecision:
