@@ -15,8 +15,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState
 from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
+from prefect.states import Running
 
 from components.core.gates import Approval
 from components.run.summary import Promotion
@@ -60,8 +62,19 @@ def ask_for_approval(run_id: str, promotion: Promotion, timeout_s: float) -> App
             wait_for_input=form, timeout=max(int(timeout_s), 1), poll_interval=POLL_S, key=PAUSE_KEY
         )
     except FlowPauseTimeout:
+        _running_again()
         return None
     return Approval(approve=answer.approve, reviewer=answer.reviewer, comment=answer.comment)
+
+
+def _running_again() -> None:
+    """Set this flow run back to Running after an unanswered pause: Prefect runs no task of a paused flow run,
+    and the run still has to record its decision and finish."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(context.flow_run.id, Running(), force=True)
 
 
 def paused_flow_run(run_id: str) -> FlowRun | None:

@@ -119,6 +119,21 @@ def test_a_denied_promotion_keeps_the_champion_where_it_is_and_records_who_denie
     assert _flow_run_state("denied-run") == "COMPLETED"
 
 
+def test_a_promotion_nobody_answers_keeps_the_champion_and_the_run_completes(
+    session_server: str, federation: TwinFederation
+):
+    config = load_federation_config(federation.config_path)
+    config.promotion.model_name, config.promotion.approval_timeout_s = "unanswered-model", 3
+    path = dump_yaml(config, federation.config_path.with_name("unanswered.yaml"))
+    with twin_parties(federation), temporary_settings(updates={PREFECT_API_URL: session_server}):
+        run_federation(path, federation.workspace.root, "unanswered-run", edges=federation.edges)
+    summary = RunSummary.read(federation.workspace.summary_path("unanswered-run"))
+    assert summary.status == "completed" and summary.promotion.decision == "kept"
+    assert summary.promotion.reason == "approval required and none given within 3 s"
+    assert federation.edges.registry.version_by_alias("unanswered-model", "champion") is None
+    assert _flow_run_state("unanswered-run") == "COMPLETED"
+
+
 def test_approve_says_when_no_run_is_waiting(tmp_path: Path):
     answered = run_consortia("approve", "no-such-run", workspace=tmp_path, timeout=120)
     assert answered.returncode == 1
