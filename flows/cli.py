@@ -25,6 +25,7 @@ from components.core.errors import ConsortiaError
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow, RunSummary
 from flows.admission_cli import readmit
+from flows.approval_cli import approve
 from flows.contract_cli import contract_app
 from flows.deploy import deploy
 from flows.glm_cli import print_glm
@@ -37,6 +38,7 @@ app.add_typer(contract_app, name="contract")
 app.command("stats")(stats)
 app.command()(readmit)
 app.command()(deploy)
+app.command()(approve)
 console = Console()
 
 
@@ -96,7 +98,11 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress, _said_on(progress.console, "components.run.directory"):
+    with (
+        Progress(*columns, console=console) as progress,
+        _said_on(progress.console, "components.run.directory"),
+        _said_on(progress.console, "flows.approval"),  # a promotion held for approval says how to answer it
+    ):
         bar = progress.add_task("rounds", total=rounds, status="waiting for parties, validating contracts")
 
         def on_round(row: RoundRow) -> None:
@@ -154,6 +160,11 @@ def print_summary(summary: RunSummary) -> None:
         console.print(line)
     if summary.stopped_early:
         console.print(f"[yellow]stopped early:[/yellow] {summary.stopped_early}")
+    if summary.evaluation is not None and summary.promotion and summary.promotion.metric in summary.evaluation.gaps:
+        metric = summary.promotion.metric
+        gap = summary.evaluation.gaps[metric]
+        parties = ", ".join(f"{n} {p.metrics[metric]:.4f}" for n, p in summary.evaluation.parties.items())
+        console.print(f"per-party {metric}: {parties}; fairness gap {gap.gap:.4f} (worst {gap.worst_party})")
     if summary.promotion:
         p = summary.promotion
         console.print(

@@ -1,5 +1,7 @@
 """The federation run as one Prefect flow: validate -> initialise -> rounds -> value -> reward -> promote.
 
+A promotion the policy holds for approval pauses the flow run (``flows.approval``) until a reviewer answers.
+
 Tasks are thin wrappers over ``FederationRun`` steps and pass references (run id, round numbers,
 paths) and typed records, never tensors. Steps that do I/O retry on transient errors only.
 """
@@ -18,11 +20,13 @@ from prefect.cache_policies import NO_CACHE
 from components.adapters.workspace import Workspace
 from components.core.config import load_federation_config
 from components.core.errors import BudgetExceeded, is_retryable
+from components.core.gates import Approval
 from components.run.edges import RunEdges
 from components.run.federation import FederationRun, new_run_id
 from components.run.logs import log_to_file
 from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
-from components.run.summary import RoundRow
+from components.run.summary import Promotion, RoundRow
+from flows.approval import ask_for_approval
 from flows.artifacts import publish_run_artifacts
 from flows.run_hooks import HOOKS
 
@@ -95,6 +99,22 @@ def promote_model(run: FederationRun) -> dict[str, Any]:
     return run.promote().model_dump()
 
 
+@_step("conclude-promotion", retries=2)
+def conclude_promotion(run: FederationRun, approval: Approval | None) -> dict[str, Any]:
+    return run.conclude_promotion(approval).model_dump()
+
+
+def await_approval(run: FederationRun, promotion: Promotion) -> Approval | None:
+    """Pause the flow run for a reviewer's answer (in the flow itself: Prefect pauses flow runs, not tasks)."""
+    return ask_for_approval(run.run_id, promotion, run.config.promotion.approval_timeout_s)
+
+
+def no_reviewer(run: FederationRun, promotion: Promotion) -> Approval | None:
+    """Outside a Prefect flow run nobody can be asked: a promotion that needs approval keeps the champion."""
+    log.warning("run %s: approval required, but there is no flow run to pause for it", run.run_id)
+    return None
+
+
 @_step("finish-run", retries=2)
 def finish_run(run: FederationRun) -> str:
     return str(run.finish("completed"))
@@ -114,6 +134,8 @@ class Steps:
     update_reputation: Callable[[FederationRun, Contributions], dict[str, float]]
     promote_model: Callable[[FederationRun], dict[str, Any]]
     finish_run: Callable[[FederationRun], str]
+    conclude_promotion: Callable[[FederationRun, Approval | None], dict[str, Any]]
+    await_approval: Callable[[FederationRun, Promotion], Approval | None]
 
 
 _TASKS = (
@@ -127,9 +149,11 @@ _TASKS = (
     update_reputation,
     promote_model,
     finish_run,
+    conclude_promotion,
 )
-PREFECT_TASKS = Steps(*_TASKS)
-PLAIN_STEPS = Steps(*(task.fn for task in _TASKS))  # the same steps without Prefect (no retries, no task runs)
+PREFECT_TASKS = Steps(*_TASKS, await_approval=await_approval)
+# the same steps without Prefect (no retries, no task runs, no reviewer to ask)
+PLAIN_STEPS = Steps(*(task.fn for task in _TASKS), await_approval=no_reviewer)
 
 
 def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None] | None = None) -> str:
@@ -155,7 +179,9 @@ def drive(run: FederationRun, steps: Steps, on_round: Callable[[RoundRow], None]
         contributions = steps.value_contributions(run)
         steps.allocate_rewards(run, contributions)
         steps.update_reputation(run, contributions)
-        steps.promote_model(run)
+        promotion = Promotion.model_validate(steps.promote_model(run))
+        if promotion.awaiting_approval:
+            steps.conclude_promotion(run, steps.await_approval(run, promotion))
         return steps.finish_run(run)
     except BaseException as error:
         _record_failure(run, error)

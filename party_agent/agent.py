@@ -65,6 +65,7 @@ from components.core.protocol.messages import HELLO_REQUIRED
 from components.core.protocol.plan import PlanDecision, RunPlan
 from components.core.secagg.protocol import KeyRoster, SecAggClient, SecAggConfig, ShareBundle, UnmaskRequest
 from components.core.secagg.vectors import encode_update
+from components.core.splits import ValidationSplit
 from components.core.strategies.dp import privatize_update
 from party_agent.audit import AuditLog
 from party_agent.config import PartyConfig, requests_folder
@@ -365,7 +366,8 @@ class PartyAgent:
         else:
             summary = self._validate_frame(read_dataset(self.config.data, contract), contract)
             self._log_validation(contract.ref, summary)
-        body = ValidationReply(summary=summary, manifest=self.manifest.model_dump())
+        split = self._split(request.run_id) if self._rows(request.run_id)[1] is not None else None
+        body = ValidationReply(summary=summary, manifest=self.manifest.model_dump(), validation_split=split)
         return Kind.VALIDATION, body.model_dump(), {}
 
     @staticmethod
@@ -376,7 +378,7 @@ class PartyAgent:
             log.warning("validated against %s: FAILED (%s)", ref, ", ".join(summary.failed))
 
     def _profile(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
-        x = self.features.astype(np.float64)
+        x = self.features[self._rows(request.run_id)[0]].astype(np.float64)
         sums = {"sum": x.sum(axis=0), "sum_sq": np.square(x).sum(axis=0)}
         return Kind.PROFILE_RESULT, ProfileReply(count=len(x)).model_dump(), sums
 
@@ -397,7 +399,9 @@ class PartyAgent:
         from components.ml.training import train_local
 
         started = time.perf_counter()
-        params, result = train_local(asked.model, tensors, self.features, self.labels, asked.training, request.round)
+        rows = self._rows(request.run_id)[0]
+        features, labels = self.features[rows], self.labels[rows]
+        params, result = train_local(asked.model, tensors, features, labels, asked.training, request.round)
         body = UpdateReply(
             num_examples=result.num_examples,
             metrics={"train_loss": result.loss},
@@ -423,7 +427,8 @@ class PartyAgent:
 
     def _glm_sums(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(GlmSumsRequest, request.body)
-        sums = glm_sums(asked, tensors, self.features, self.labels, self.config.disclosure)
+        rows = self._rows(request.run_id)[0]
+        sums = glm_sums(asked, tensors, self.features[rows], self.labels[rows], self.config.disclosure)
         masked = None
         if asked.secagg_bundle is not None:  # only the masked vector leaves; the coordinator learns just the total
             client = self._secagg_client(request)
@@ -467,12 +472,30 @@ class PartyAgent:
         from components.ml.training import evaluate
 
         asked = parse_body(EvaluateRequest, request.body)
-        metrics = evaluate(asked.model, tensors, self.features, self.labels)
-        return (
-            Kind.EVALUATION,
-            EvaluationReply(num_examples=len(self.labels), metrics=metrics).model_dump(),
-            {},
+        training, validation = self._rows(request.run_id)
+        rows = training if validation is None else validation
+        features, labels = self.features[rows], self.labels[rows]
+        reply = EvaluationReply(
+            num_examples=len(labels),
+            metrics=evaluate(asked.model, tensors, features, labels),
+            validation_split=validation is not None,
         )
+        return Kind.EVALUATION, reply.model_dump(), {}
+
+    # ---- which rows ----
+    def _split(self, run_id: str) -> ValidationSplit | None:
+        """The validation split of ``run_id``: this party's own (party.yaml), else the one its accepted plan asks."""
+        if self.config.validation is not None:
+            return self.config.validation
+        plan = self.plans.accepted_plan(run_id) if run_id else None
+        return plan.validation if plan is not None else None
+
+    def _rows(self, run_id: str) -> tuple[slice | np.ndarray, np.ndarray | None]:
+        """(training, validation) rows of ``run_id``: every row (a view, no copy) and None without a split."""
+        split = self._split(run_id)
+        if split is None or split.held_out(len(self.frame)) == 0:
+            return slice(None), None
+        return split.indices(len(self.frame))
 
     # ---- messages ----
     def _resources(self) -> Resources:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.core.config import load_yaml_model, resolve
 from components.core.glm.disclosure import DisclosureRules
 from components.core.protocol.bodies import PrivacyBudget
+from components.core.splits import ValidationSplit
 
 
 class PartyConfig(BaseModel):
@@ -28,6 +29,11 @@ class PartyConfig(BaseModel):
     disclosure: DisclosureRules = Field(
         default_factory=DisclosureRules,
         description="Refuse GLM sums and statistics that break these rules (components.core.glm.disclosure).",
+    )
+    validation: ValidationSplit | None = Field(
+        default=None,
+        description="the share of this party's rows held out of training and evaluated on, in every run "
+        "(none: a run may ask for one in its plan; otherwise the party trains and evaluates on all its rows)",
     )
     policy: Path | None = Field(
         default=None,

@@ -6,22 +6,22 @@ import pytest
 
 from components.core.config import load_federation_config
 from components.core.errors import ConfigError, PartyUnavailable, QuorumNotReached, UpdateRejected, is_retryable
-from components.core.gates import promotion_gate
+from components.core.gates import champion_gate
 from components.core.liveness import Liveness, PartyStatus
 from components.core.selection import select_parties
 
 
 def test_gate_promotes_without_champion():
-    decision = promotion_gate("accuracy", 0.9, None)
-    assert decision.promote and "no current champion" in decision.reason
+    decision = champion_gate("accuracy", 0.9, None)
+    assert decision.passed and "no current champion" in decision.reason
 
 
 def test_gate_keeps_champion_unless_strictly_better():
-    assert not promotion_gate("accuracy", 0.95, 0.95).promote
-    assert promotion_gate("accuracy", 0.96, 0.95).promote
-    assert not promotion_gate("accuracy", 0.96, 0.95, min_improvement=0.02).promote
-    assert promotion_gate("loss", 0.10, 0.20, higher_is_better=False).promote
-    assert "champion kept" in promotion_gate("loss", 0.30, 0.20, higher_is_better=False).reason
+    assert not champion_gate("accuracy", 0.95, 0.95).passed
+    assert champion_gate("accuracy", 0.96, 0.95).passed
+    assert not champion_gate("accuracy", 0.96, 0.95, min_improvement=0.02).passed
+    assert champion_gate("loss", 0.10, 0.20, higher_is_better=False).passed
+    assert "champion kept" in champion_gate("loss", 0.30, 0.20, higher_is_better=False).reason
 
 
 def test_liveness_busy_party_with_heartbeats_stays_alive():

@@ -109,3 +109,26 @@ def test_versions_list_every_registration_and_resume_reopens_a_run(tracking_uri:
     loaded = mlflow.pyfunc.load_model(model_uri)
     three_rows = pd.DataFrame(np.zeros((3, 4), dtype=np.float32), columns=FEATURES)  # float32 is taken too
     assert loaded.predict(three_rows).shape == (3, 2)
+
+
+@pytest.mark.integration
+def test_aliases_and_version_tags_can_be_taken_back(tracking_uri: str, tmp_path: Path):
+    (tmp_path / "mlflow").mkdir()
+    tracker = RunTracker(tracking_uri, experiment="undo-test")
+    tracker.start("run-1", tags={})
+    served, params = served_classifier(["no", "yes"], hidden=[2])
+    example = pd.DataFrame(np.zeros((1, 4)), columns=FEATURES)
+    registry = ModelRegistry(tracking_uri)
+    version = registry.register(tracker.log_model(served, params, example), "undo", tags={"metric.accuracy": "0.5"})
+    tracker.finish()
+
+    registry.set_alias("undo", "champion", version)
+    registry.set_version_tags("undo", version, {"promotion.decision": "promoted", "promotion.reviewer": "ann"})
+    assert registry.versions("undo")[0].tags["promotion.reviewer"] == "ann"
+    registry.delete_version_tags("undo", version, ["promotion.decision", "promotion.reviewer", "never-set"])
+    registry.delete_alias("undo", "champion")
+    registry.delete_alias("undo", "champion")  # again: nothing to do
+    registry.delete_alias("no-such-model", "champion")
+
+    assert registry.version_by_alias("undo", "champion") is None
+    assert registry.versions("undo")[0].tags == {"metric.accuracy": "0.5"}

@@ -70,3 +70,19 @@ def test_files_outside_the_repository_are_refused(tmp_path: Path):
 
     with pytest.raises(ValueError, match="outside the metadata repository"):
         repo.track(outside)
+
+
+def test_untrack_drops_the_record_and_keeps_the_file(tmp_path: Path):
+    root = tmp_path / "metadata"
+    repo = MetadataRepo(root, tmp_path / "metadata-remote")
+    kept = write_json(root / "champions" / "kept.json", {"version": 1})
+    dropped = write_json(root / "champions" / "dropped.json", {"version": 2})
+    repo.track(kept)
+    repo.track(dropped)
+
+    repo.untrack(dropped)
+    repo.untrack(dropped)  # again: nothing to do
+    repo.untrack(root / "champions" / "never-tracked.json")
+
+    assert repo.tracked() == {"champions/kept.json": md5_of(kept)}
+    assert dropped.exists() and not dropped.with_name("dropped.json.dvc").exists()

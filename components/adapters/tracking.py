@@ -28,7 +28,7 @@ import functools  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
+from collections.abc import Mapping, Sequence  # noqa: E402
 from importlib.metadata import version as installed_version  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -296,6 +296,22 @@ class ModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self._client.set_registered_model_alias(name, alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias`` (nothing happens when the model or the alias does not exist)."""
+        if self.version_by_alias(name, alias) is not None:
+            self._client.delete_registered_model_alias(name, alias)
+
+    def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._client.set_model_version_tag(name, str(version), key, str(value))
+
+    def delete_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        """Remove these tags of the version (keys it lacks are skipped)."""
+        present = self._client.get_model_version(name, str(version)).tags
+        for key in keys:
+            if key in present:
+                self._client.delete_model_version_tag(name, str(version), key)
 
     def versions(self, name: str) -> list[RegisteredVersion]:
         """Every version of ``name``, oldest first (empty when the model is not registered)."""

@@ -78,6 +78,14 @@ class MetadataRepo:
         with self._open() as repo:
             return repo.push()
 
+    def untrack(self, path: Path) -> None:
+        """``dvc remove`` the file's ``.dvc`` record (the file itself stays); nothing happens if it has none."""
+        record = Path(path).resolve().with_name(Path(path).name + ".dvc")
+        if not record.exists():
+            return
+        with self._open() as repo:
+            repo.remove(str(record))
+
     def tracked(self) -> dict[str, str]:
         """Path of every tracked file (relative to the root, POSIX style) -> its md5."""
         with self._open() as repo:

@@ -20,6 +20,7 @@ from components.core.errors import ConfigError
 from components.core.glm.family import FAMILIES, FamilyName
 from components.core.glm.model import family_problem, glm_spec
 from components.core.model_spec import Layer, ModelSpec, PluginRef, family_problems
+from components.core.splits import ValidationSplit
 from components.core.strategies.registry import check_strategy
 from components.core.tasks import ALL_METRICS, TaskKind, default_promotion_metric, higher_is_better, metrics_of
 from components.core.valuation import valuation_problems
@@ -244,6 +245,21 @@ class PromotionConfig(_Strict):
     higher_is_better: bool | None = Field(default=None, description="default: from the metric (loss, rmse, mae: lower)")
     min_improvement: float = 0.0
     alias: str = "champion"
+    challenger_alias: str = Field(default="challenger", description="the alias every registered candidate gets")
+    threshold: float | None = Field(
+        default=None, description="the candidate's metric must reach this (at least it; at most, lower is better)"
+    )
+    max_fairness_gap: float | None = Field(
+        default=None,
+        ge=0,
+        description="the most the worst party's metric may fall below the parties' weighted mean (same units)",
+    )
+    approval: Literal["none", "required"] = Field(
+        default="none", description="required: a person approves (Prefect UI or `consortia approve RUN_ID`)"
+    )
+    approval_timeout_s: float = Field(
+        default=3600.0, gt=0, description="how long a held promotion waits for its answer before the champion is kept"
+    )
 
     _metric = field_validator("metric", mode="before")(_run_metric_or_default)
 
@@ -256,6 +272,17 @@ class PromotionConfig(_Strict):
             )
         better = higher_is_better(metric) if self.higher_is_better is None else self.higher_is_better
         return self.model_copy(update={"metric": metric, "higher_is_better": better})
+
+
+class EvaluationConfig(_Strict):
+    """Federated evaluation: each party measures the candidate (the final model) on its own rows.
+
+    ``validation``: the split of its rows each party holds out of training and evaluates on, when the party's
+    own ``party.yaml`` names none (a party's own split wins); unset: parties train on all their rows (and
+    evaluate on them), so runs train exactly as without this section."""
+
+    parties: bool = Field(default=True, description="ask every party for its metrics of the final model")
+    validation: ValidationSplit | None = None
 
 
 class FederationConfig(_Strict):
@@ -282,6 +309,7 @@ class FederationConfig(_Strict):
     secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     promotion: PromotionConfig
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
     party_rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)

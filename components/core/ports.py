@@ -174,6 +174,20 @@ class RegistryPort(Protocol):
 
     def set_alias(self, name: str, alias: str, version: int) -> None: ...
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias`` (nothing happens when it does not exist)."""
+        ...
+
+    def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...
+
+    def delete_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        """Remove these tags of the version (keys it lacks are skipped)."""
+        ...
+
+    def versions(self, name: str) -> list[RegisteredVersion]:
+        """Every version of ``name``, oldest first (empty when the model is not registered)."""
+        ...
+
 
 class StorePort(Protocol):
     """What a run writes to (and reads from) the federation store."""
@@ -220,3 +234,7 @@ class MetadataPort(Protocol):
     def track(self, path: Path) -> str: ...
 
     def push(self) -> int: ...
+
+    def untrack(self, path: Path) -> None:
+        """Stop versioning ``path`` (its ``.dvc`` record goes; the file stays); nothing happens if untracked."""
+        ...

@@ -23,7 +23,8 @@ from components.adapters.workspace import Workspace
 from components.core import standardization
 from components.core.config import FederationConfig, ModelConfig, StrategyConfig
 from components.core.contract import Contract
-from components.core.errors import ConfigError, ContractError
+from components.core.errors import ConfigError, ContractError, RunStateError
+from components.core.gates import Approval
 from components.core.model_spec import ModelSpec
 from components.core.ports import ServedModel
 from components.core.protocol import Kind
@@ -43,7 +44,7 @@ from components.run.federated_stats import collect_stats
 from components.run.glm_fit import GlmFit
 from components.run.initial_model import initial_model
 from components.run.plans import agree, require_acceptance, run_plan, statistics_plan
-from components.run.promoter import Promoter
+from components.run.promoter import Candidate, Promoter
 from components.run.recorder import RunRecorder
 from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
 from components.run.rounds import Rounds
@@ -135,6 +136,7 @@ class FederationRun:
             run_id,
             config.round_timeout_s,
             config.min_parties,
+            party_evaluation=config.evaluation.parties,
         )
         self.settlement = Settlement(
             config,
@@ -145,7 +147,13 @@ class FederationRun:
             else individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
             edges.store.reputation_of,
         )
-        self.promoter = Promoter(config.promotion, edges.registry, self.contract.task)
+        self.promoter = Promoter(
+            config.promotion,
+            edges.registry,
+            self.contract.task,
+            edges.metadata,
+            self.workspace.metadata_repo / "champions",
+        )
         self.glm = (
             GlmFit(config, self.contract, self.coordinator, self.checkpoints, run_id)
             if config.model.kind == "glm"
@@ -203,7 +211,8 @@ class FederationRun:
             self.config.min_parties,
         )
         self.recorder.validation(result, self.contract)
-        self.rounds.rows_validated = {party: s.row_count for party, s in result.summaries.items()}
+        self.rounds.rows_validated = result.training_rows()  # a party's validation rows never train
+        self.evaluator.rows_validated = {party: s.row_count for party, s in result.summaries.items()}
         if result.failures:
             raise ContractError("data contract violated at " + "; ".join(result.failures))
         return result
@@ -312,10 +321,13 @@ class FederationRun:
         return {change.party: change.reputation for change in changes}
 
     def promote(self) -> Promotion:
-        """Log and register the final model; the alias moves only if it beats the current champion."""
+        """Evaluate the final model at every party (and on the holdout), log and register it as the challenger;
+        the alias moves only if every gate of the policy passes. With approval required, a proposal that passed
+        them is returned ``awaiting approval``: ``conclude_promotion`` decides it once a person answers."""
         final_round = self.recorder.final_round
         final = self.checkpoints.load_global(final_round)
-        metrics = self.evaluator.metrics(final, final_round)
+        metrics, evaluation = self.evaluator.candidate(final, final_round)
+        self.recorder.evaluation(evaluation)
         served = ServedModel(
             spec=self.spec.model_dump(mode="json"),
             features=list(self.contract.features),
@@ -330,8 +342,24 @@ class FederationRun:
         )
         ServedPredictor(served, final).predict(example)  # fails here, not at load, if the model cannot serve
         model_uri = self.recorder.log_model(served, final, example)
-        promotion, version = self.promoter.promote(model_uri, metrics, self.run_id, self.summary.manifests)
-        self.recorder.promotion(promotion, RoundMetrics(**metrics), version)
+        candidate = Candidate(
+            run_id=self.run_id,
+            model_uri=model_uri,
+            metrics=metrics,
+            manifests=self.summary.manifests,
+            evaluation=evaluation,
+        )
+        promotion = self.promoter.propose(candidate)
+        self.recorder.promotion(promotion, RoundMetrics(**metrics), int(promotion.version or 0))
+        return promotion
+
+    def conclude_promotion(self, approval: Approval | None) -> Promotion:
+        """Decide a promotion held for approval with a person's answer (None: nobody answered in time)."""
+        held = self.summary.promotion
+        if held is None or not held.awaiting_approval:
+            raise RunStateError(f"run {self.run_id} holds no promotion for approval")
+        promotion = self.promoter.conclude(held, approval)
+        self.recorder.promotion(promotion, self.summary.final_metrics, int(promotion.version or 0))
         return promotion
 
     def finish(self, status: str = "completed", error: str | None = None) -> Path:

@@ -55,8 +55,17 @@ def sent_back(config: FederationConfig, spec: ModelSpec, layout: Layout, privacy
         update,
         "each round: the example count, seconds and the train_loss metric",
     ]
+    metrics = ", ".join(metrics_of(spec.task))
+    split = config.evaluation.validation
+    rows = (
+        f"validation rows ({split.describe()}, held out of training)"
+        if split is not None
+        else "rows (its validation split, where its party.yaml holds one out of training)"
+    )
     if config.holdout is None:
-        lines.append(f"each round: {', '.join(metrics_of(spec.task))} of the global model on this party's rows")
+        lines.append(f"each round: {metrics} of the global model on this party's {rows}")
+    elif config.evaluation.parties:
+        lines.append(f"once, at the end: {metrics} of the final model on this party's {rows}")
     lines.append(HEARTBEATS_SENT)
     return lines
 
@@ -79,6 +88,7 @@ def run_plan(
         secure_aggregation=config.secure_aggregation.enabled,
         privacy=planned,
         sent_back=sent_back(config, spec, layout, privacy),
+        validation=config.evaluation.validation,
     )
 
 

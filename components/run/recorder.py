@@ -17,6 +17,7 @@ from components.adapters.store import anonymous_name
 from components.adapters.workspace import Workspace
 from components.core.config import FederationConfig
 from components.core.contract import Contract
+from components.core.fairness import FederatedEvaluation
 from components.core.glm.summary import GlmSummary
 from components.core.params import Params
 from components.core.ports import MetadataPort, ServedModel, StorePort, TrackerPort
@@ -209,16 +210,37 @@ class RunRecorder:
         """Log the final model as the registry will serve it; returns the URI to register."""
         return self.tracker.log_model(served, params, example)
 
-    def promotion(self, promotion: Promotion, final_metrics: RoundMetrics, registered_version: int) -> None:
+    def evaluation(self, evaluation: FederatedEvaluation) -> None:
+        """The final model's federated evaluation: in the summary, as metrics (``party.NAME.METRIC``,
+        ``fairness_gap.METRIC``) at the final round, and as ``evaluation.json``."""
+        self.summary.evaluation = evaluation
+        self.save()  # renames parties that left
+        shown = self.summary.evaluation
+        metrics = {f"party.{p}.{m}": v for p, party in shown.parties.items() for m, v in party.metrics.items()}
+        metrics.update({f"fairness_gap.{m}": gap.gap for m, gap in shown.gaps.items()})
+        if metrics:
+            self.tracker.log_metrics(metrics, step=self.final_round)
+        self.tracker.log_json(shown.model_dump(mode="json"), "evaluation.json")
+        for metric, gap in shown.gaps.items():
+            log.info(
+                "run %s final model %s: weighted mean %.4f over %d parties, worst %s %.4f, fairness gap %.4f",
+                self.run_id,
+                metric,
+                gap.weighted_mean,
+                len(shown.parties),
+                gap.worst_party,
+                gap.worst_value,
+                gap.gap,
+            )
+
+    def promotion(self, promotion: Promotion, final_metrics: RoundMetrics | None, registered_version: int) -> None:
+        """The promotion decision and every gate's reason: in the summary, the tracking run's tags and the log."""
         self.summary.final_metrics = final_metrics
         self.summary.promotion = promotion
-        self.tracker.set_tags(
-            {
-                "promotion.decision": promotion.decision,
-                "promotion.reason": promotion.reason,
-                "model.version": str(registered_version),
-            }
-        )
+        self.tracker.set_tags({**promotion.tags(), "model.version": str(registered_version)})
+        for gate in promotion.gates:
+            log.info("run %s promotion gate %s: %s", self.run_id, gate.name, gate.reason)
+        log.info("run %s promotion: %s (%s)", self.run_id, promotion.decision, promotion.reason)
         self.save()
 
     def finish(
@@ -268,6 +290,10 @@ class RunRecorder:
             if summary.valuation is not None:
                 summary.valuation.errors = self.public(summary.valuation.errors)
                 summary.valuation.ranks = self.public(summary.valuation.ranks)
+            if summary.evaluation is not None:
+                summary.evaluation.parties = self.public(summary.evaluation.parties)
+                for gap in summary.evaluation.gaps.values():
+                    gap.worst_party = anonymous_name(gap.worst_party) if gap.worst_party in left else gap.worst_party
         return summary.write(self.workspace.summary_path(self.run_id))
 
 

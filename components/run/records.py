@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from components.core.contract import ValidationSummary
+from components.core.splits import ValidationSplit
 from components.run.summary import ModelReward, RoundMetrics, RoundRow, ValuationReport
 
 
@@ -15,6 +16,14 @@ class ValidationResult(BaseModel):
 
     summaries: dict[str, ValidationSummary]
     manifests: dict[str, dict[str, Any]]
+    splits: dict[str, ValidationSplit] = Field(default_factory=dict)  # parties that hold rows out of training
+
+    def training_rows(self) -> dict[str, int]:
+        """Party -> the rows it trains on: those it validated, less its validation split's."""
+        return {
+            party: self.splits[party].training_rows(s.row_count) if party in self.splits else s.row_count
+            for party, s in self.summaries.items()
+        }
 
     @property
     def failures(self) -> list[str]:

@@ -9,7 +9,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from components.core.errors import RunStateError
+from components.core.fairness import FederatedEvaluation
+from components.core.gates import Approval, GateResult
 from components.core.glm.summary import GlmSummary
+
+AWAITING_APPROVAL = "awaiting approval"
+TAG_CHARS = 5000  # MLflow keeps tag values up to 8000 characters
 
 
 class RoundMetrics(BaseModel):
@@ -44,7 +49,9 @@ class RoundRow(BaseModel):
 
 
 class Promotion(BaseModel):
-    decision: str  # "promoted" | "kept"
+    """A promotion decision: ``reason`` is the one line to show, ``gates`` every gate's answer."""
+
+    decision: str  # "promoted" | "kept" | "awaiting approval" (held for a person; not final)
     reason: str
     model_name: str
     version: int | None = None  # the version registered for this run's model
@@ -53,6 +60,30 @@ class Promotion(BaseModel):
     metric: str = "accuracy"
     candidate_value: float | None = None
     champion_value: float | None = None
+    challenger_alias: str | None = None  # the alias the registered version got as the candidate
+    gates: list[GateResult] = Field(default_factory=list)
+    approval: Approval | None = None  # a person's answer, when the policy required one
+    fairness_gap: float | None = None  # of ``metric``, over the parties' own evaluations
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.decision == AWAITING_APPROVAL
+
+    def tags(self) -> dict[str, str]:
+        """``promotion.*`` tags (of the registered version and the tracking run): the decision, its reason,
+        every gate's answer and the reviewer's."""
+        tags = {
+            "promotion.decision": self.decision,
+            "promotion.reason": self.reason[:TAG_CHARS],
+            **{
+                f"promotion.gate.{g.name}": f"{'passed' if g.passed else 'failed'}: {g.reason}"[:TAG_CHARS]
+                for g in self.gates
+            },
+        }
+        if self.approval is not None:
+            tags["promotion.reviewer"] = self.approval.reviewer
+            tags["promotion.comment"] = self.approval.comment[:TAG_CHARS]
+        return tags
 
 
 class ModelReward(BaseModel):
@@ -104,6 +135,7 @@ class RunSummary(BaseModel):
     rejected_messages: dict[str, int] = Field(default_factory=dict)
     late_messages: dict[str, int] = Field(default_factory=dict)
     promotion: Promotion | None = None
+    evaluation: FederatedEvaluation | None = None  # the final model: per-party metrics, holdout, fairness gaps
     manifests: dict[str, str] = Field(default_factory=dict)
     glm: GlmSummary | None = None  # kind glm: coefficients, standard errors, tests, deviance, AIC
 

@@ -35,6 +35,7 @@ def validate_parties(
     return ValidationResult(
         summaries={party: answer.summary for party, answer in answers.items()},
         manifests={party: answer.manifest for party, answer in answers.items()},
+        splits={party: answer.validation_split for party, answer in answers.items() if answer.validation_split},
     )
 
 

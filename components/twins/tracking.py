@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +201,25 @@ class MemoryRegistry(FaultInjection):
         if not 1 <= version <= len(self.registered.get(name, [])):
             raise EdgeFailure("registry", f"RESOURCE_DOES_NOT_EXIST: {name} has no version {version}")
         self.aliases[name][alias] = version
+
+    @injectable
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.aliases.get(name, {}).pop(alias, None)
+
+    @injectable
+    def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        self._version(name, version).tags.update({k: str(v) for k, v in tags.items()})
+
+    @injectable
+    def delete_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        found = self._version(name, version)
+        for key in keys:
+            found.tags.pop(key, None)
+
+    def _version(self, name: str, version: int) -> RegisteredVersion:
+        if not 1 <= version <= len(self.registered.get(name, [])):
+            raise EdgeFailure("registry", f"RESOURCE_DOES_NOT_EXIST: {name} has no version {version}")
+        return self.registered[name][version - 1]
 
     @injectable
     def versions(self, name: str) -> list[RegisteredVersion]:

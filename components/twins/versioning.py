@@ -50,6 +50,10 @@ class MemoryMetadata(FaultInjection):
         return len(missing)
 
     @injectable
+    def untrack(self, path: Path) -> None:
+        self.files.pop(Path(path).resolve(), None)
+
+    @injectable
     def tracked(self) -> dict[str, str]:
         """Path of every tracked file (relative to the root when set, POSIX style) -> its md5."""
         return {

@@ -11,6 +11,7 @@ from components.core.config import TrainingSpec
 from components.core.contract import ValidationSummary
 from components.core.errors import ProtocolError
 from components.core.model_spec import ModelSpec
+from components.core.splits import ValidationSplit
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
@@ -60,6 +61,9 @@ class ValidateRequest(_Body):
 class ValidationReply(_Body):
     summary: ValidationSummary
     manifest: dict[str, Any]
+    validation_split: ValidationSplit | None = Field(
+        default=None, description="the rows this party holds out of training in this run (none: it trains on all)"
+    )
 
 
 class ProfileRequest(_Body):
@@ -113,6 +117,7 @@ class EvaluateRequest(_Body):
 class EvaluationReply(_Body):
     num_examples: int = Field(ge=0)
     metrics: dict[str, float]
+    validation_split: bool = Field(default=False, description="measured on held-out rows (False: on all its rows)")
 
 
 class RunEnded(_Body):

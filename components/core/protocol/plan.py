@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.core.model_spec import ModelSpec
+from components.core.splits import ValidationSplit
 
 Verdict = Literal["accept", "reject", "hold"]
 
@@ -38,6 +39,9 @@ class RunPlan(BaseModel):
     secure_aggregation: bool = False
     privacy: PlannedPrivacy | None = None
     sent_back: list[str] = Field(description="what leaves the party each round, one line each")
+    validation: ValidationSplit | None = Field(
+        default=None, description="the rows the run asks each party to hold out of training and evaluate on"
+    )
 
 
 class PlanDecision(BaseModel):
