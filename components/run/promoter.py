@@ -8,6 +8,7 @@ from components.core.config import PromotionConfig
 from components.core.gates import promotion_gate
 from components.core.ports import RegistryPort
 from components.core.tasks import TaskKind
+from components.run.lineage import Lineage
 from components.run.summary import Promotion
 
 
@@ -19,10 +20,15 @@ class Promoter:
         self.registry = registry
 
     def promote(
-        self, model_uri: str, metrics: Mapping[str, float], run_id: str, manifests: Mapping[str, str]
+        self,
+        model_uri: str,
+        metrics: Mapping[str, float],
+        run_id: str,
+        manifests: Mapping[str, str],
+        lineage: Lineage | None = None,
     ) -> tuple[Promotion, int]:
-        """The promotion decision and the version registered for this run's model (registered on every run; the
-        alias moves to it only when the gate says so)."""
+        """The promotion decision and the version registered for this run's model (registered on every run, with
+        ``lineage``'s tags and model card; the alias moves to it only when the gate says so)."""
         cfg = self.config
         candidate = metrics[cfg.metric]
         champion = self.registry.version_by_alias(cfg.model_name, cfg.alias)
@@ -35,7 +41,9 @@ class Promoter:
                 f"metric.{cfg.metric}": repr(float(candidate)),  # exact: the next run compares against it
                 "consortia.run_id": run_id,
                 **{f"manifest.{p}": h for p, h in manifests.items()},
+                **(lineage.tags if lineage else {}),
             },
+            description=lineage.card.markdown() if lineage else "",
         )
         if decision.promote:
             self.registry.set_alias(cfg.model_name, cfg.alias, version)

@@ -105,6 +105,8 @@ class RunSummary(BaseModel):
     late_messages: dict[str, int] = Field(default_factory=dict)
     promotion: Promotion | None = None
     manifests: dict[str, str] = Field(default_factory=dict)
+    data_versions: dict[str, str] = Field(default_factory=dict)  # DVC path (manifests/P.json, contracts/..) -> md5
+    claimed_rows: dict[str, int] = Field(default_factory=dict)  # party -> the row count its manifest states
     glm: GlmSummary | None = None  # kind glm: coefficients, standard errors, tests, deviance, AIC
 
     def write(self, path: Path) -> Path:
