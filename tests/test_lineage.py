@@ -91,7 +91,7 @@ def test_every_registered_version_carries_its_lineage_and_a_card_with_the_summar
     assert card.privacy.secure_aggregation is False
     # the card is the version's description, and the Markdown beside the JSON on the run
     markdown = federation.tracker.runs[summary.mlflow_run_id].artifacts[lineage.CARD_MARKDOWN]
-    assert version.description == markdown == card.markdown()
+    assert version.description == markdown == card.markdown() == card.description()
     assert f"| alpha | {summary.claimed_rows['alpha']} | {summary.validation['alpha']['row_count']} | passed |" in (
         markdown
     )
@@ -113,6 +113,19 @@ def test_the_card_renders_per_party_metrics_and_the_fairness_gap_when_the_run_ha
     assert markdown.index("| alpha | 0.9 | 0.3 |") < markdown.index("| beta | 0.8 | 0.4 |")
     assert "Fairness gap: gap 0.07" in markdown and lineage.NOT_PER_PARTY not in markdown
     assert party_evaluation(SimpleNamespace()) == ({}, None)
+
+
+def test_a_card_too_long_for_the_registrys_description_is_cut_at_a_line_and_says_where_the_whole_is():
+    parties = [
+        lineage.PartyData(party=f"party-{i:02d}", manifest_sha256="f" * 64, manifest_md5="e" * 32) for i in range(40)
+    ]
+    card = hand_made_card(data=parties)
+
+    description, markdown = card.description(), card.markdown()
+
+    assert len(markdown) > lineage.DESCRIPTION_LIMIT >= len(description)
+    cut, note = description.split("\n\n(cut at 5000 characters")
+    assert markdown.startswith(cut + "\n") and note == ": the whole card is the run's `model_card.md`)\n"
 
 
 def test_code_version_is_the_checkouts_commit_marked_dirty_or_the_package_version(tmp_path):
@@ -156,6 +169,6 @@ def test_a_real_runs_registered_version_has_its_lineage_tags_and_card(demo):
 
     assert version.version == summary.promotion.version and version.run_id == summary.mlflow_run_id
     _assert_lineage_matches(version.tags, card, summary, frozen)
-    assert version.description == card.markdown()
+    assert version.description == card.description() == card.markdown()  # a demo card fits
     dvc_file = workspace.metadata_repo / "manifests" / f"{card.data[0].party}.json.dvc"
     assert f"md5: {card.data[0].manifest_md5}" in dvc_file.read_text()  # DVC's own record of the manifest

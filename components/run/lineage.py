@@ -40,6 +40,7 @@ MODEL_CARD = "consortia.model_card"
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
 NOT_PER_PARTY = "not evaluated per party"
+DESCRIPTION_LIMIT = 5000  # characters of a version's description MLflow's SQL stores keep (String(5000))
 
 
 def config_sha256(config: Mapping[str, Any]) -> str:
@@ -176,6 +177,14 @@ class ModelCard(BaseModel):
         out += ["", "## Lineage", ""]
         out += _table(["tag", "value"], [[k, f"`{v}`"] for k, v in sorted(self.lineage.items())])
         return "\n".join(out) + "\n"
+
+    def description(self) -> str:
+        """The Markdown, cut at a line to fit the registry's description (the full card is ``model_card.md``)."""
+        full = self.markdown()
+        if len(full) <= DESCRIPTION_LIMIT:
+            return full
+        note = f"\n\n(cut at {DESCRIPTION_LIMIT} characters: the whole card is the run's `{CARD_MARKDOWN}`)\n"
+        return full[: DESCRIPTION_LIMIT - len(note)].rsplit("\n", 1)[0] + note
 
 
 class Lineage(BaseModel):

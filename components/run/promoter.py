@@ -43,7 +43,7 @@ class Promoter:
                 **{f"manifest.{p}": h for p, h in manifests.items()},
                 **(lineage.tags if lineage else {}),
             },
-            description=lineage.card.markdown() if lineage else "",
+            description=lineage.card.description() if lineage else "",
         )
         if decision.promote:
             self.registry.set_alias(cfg.model_name, cfg.alias, version)
