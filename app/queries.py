@@ -571,8 +571,17 @@ def version_label(version: RegisteredVersion) -> str:
 
 def card_party_frame(card: ModelCard) -> pd.DataFrame:
     """The candidate's metrics per party (one row each), empty when it was not evaluated per party."""
-    rows = [{"party": party, **values} for party, values in sorted(card.party_metrics.items())]
+    rows = [
+        {"party": party, "rows": card.party_examples.get(party), **values}
+        for party, values in sorted(card.party_metrics.items())
+    ]
     return pd.DataFrame(rows)
+
+
+def card_gaps_frame(card: ModelCard) -> pd.DataFrame:
+    """The fairness gap of each metric the parties measured: the worst party against the weighted mean."""
+    rows = [{"metric": metric, **gap.model_dump()} for metric, gap in sorted(card.fairness_gaps.items())]
+    return pd.DataFrame(rows, columns=["metric", "gap", "worst_party", "worst_value", "weighted_mean"])
 
 
 def card_data_frame(card: ModelCard) -> pd.DataFrame:

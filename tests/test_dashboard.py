@@ -430,7 +430,7 @@ def test_every_page_renders_the_real_runs_numbers(view, demo, monkeypatch):
         ]
         assert data["rows_validated"].tolist() == [run.validation[p]["row_count"] for p in sorted(run.validation)]
         assert f"# Model card: {run.promotion.model_name}" in texts
-        party_metrics, _ = lineage.party_evaluation(run)  # empty unless the run evaluated on the parties' splits
+        party_metrics, _, _ = lineage.party_evaluation(run)  # empty unless the run evaluated on the parties' rows
         if party_metrics:
             assert frames[1]["party"].tolist() == sorted(party_metrics)
         else:
@@ -477,12 +477,14 @@ def registered_workspace(small_workspace: Path) -> Path:
     client = MlflowClient(uri, registry_uri=uri)
     client.create_registered_model("clinics-model")
     party_metrics = {"a": {"accuracy": 0.9}, "b": {"accuracy": 0.7}}
+    gap = lineage.FairnessGapCard(weighted_mean=0.825, worst_party="b", worst_value=0.7, gap=0.125)
     cards = [
         hand_made_card(metrics={"accuracy": 0.8}),
         hand_made_card(
             metrics={"accuracy": 0.85},
             party_metrics=party_metrics,
-            fairness_gap={"accuracy": 0.125, "worst_party": "b"},
+            party_examples={"a": 30, "b": 18},
+            fairness_gaps={"accuracy": gap},
         ),
     ]
     for card in cards:
@@ -500,13 +502,18 @@ def registered_workspace(small_workspace: Path) -> Path:
 def test_models_page_shows_the_champions_card_per_party_metrics_and_fairness_gap(registered_workspace, monkeypatch):
     app = _render(registered_workspace, "models", monkeypatch)
 
-    versions, parties, data = (element.value for element in app.dataframe[:3])
+    versions, parties, gaps, data = (element.value for element in app.dataframe[:4])
     assert versions["version"].tolist() == [2, 1] and versions["aliases"].tolist() == ["champion", ""]
     assert versions["code"].tolist() == ["abababababab"] * 2
     assert app.selectbox[0].value == "v2 @champion (accuracy=0.85, run run-small)"
-    assert parties.to_dict("records") == [{"party": "a", "accuracy": 0.9}, {"party": "b", "accuracy": 0.7}]
-    metrics = {metric.label: metric.value for metric in app.metric}
-    assert metrics == {"Fairness gap: accuracy": "0.1250", "Fairness gap: worst_party": "b"}
+    assert parties.to_dict("records") == [
+        {"party": "a", "rows": 30, "accuracy": 0.9},
+        {"party": "b", "rows": 18, "accuracy": 0.7},
+    ]
+    assert {metric.label: metric.value for metric in app.metric} == {"Fairness gap: accuracy": "0.1250"}
+    assert gaps.to_dict("records") == [
+        {"metric": "accuracy", "gap": 0.125, "worst_party": "b", "worst_value": 0.7, "weighted_mean": 0.825}
+    ]
     assert data["rows_validated"].tolist() == [120, 80]
     assert "# Model card: clinics-model" in _texts(app)
 

@@ -65,6 +65,7 @@ def _assert_lineage_matches(tags: dict[str, str], card: ModelCard, summary: RunS
     assert card.contributions == summary.contributions and card.rewards == summary.rewards
     assert {d.party: d.rows_validated for d in card.data} == {p: v["row_count"] for p, v in summary.validation.items()}
     assert {d.party: d.rows_claimed for d in card.data} == summary.claimed_rows
+    assert (card.party_metrics, card.party_examples, card.fairness_gaps) == party_evaluation(summary)
     assert card.lineage == {k: v for k, v in tags.items() if k != lineage.MODEL_CARD and not k.startswith("metric.")}
 
 
@@ -95,24 +96,36 @@ def test_every_registered_version_carries_its_lineage_and_a_card_with_the_summar
     assert f"| alpha | {summary.claimed_rows['alpha']} | {summary.validation['alpha']['row_count']} | passed |" in (
         markdown
     )
-    assert f"Candidate {lineage.NOT_PER_PARTY}." in markdown and f"Fairness gap: {lineage.NOT_PER_PARTY}" in markdown
+    per_party = (
+        "Fairness gap (the worst party" if card.party_metrics else f"Candidate {lineage.NOT_PER_PARTY}: no fairness"
+    )
+    assert per_party in markdown  # the run's own evaluation decides which (this branch: none per party)
 
 
 def test_the_card_renders_per_party_metrics_and_the_fairness_gap_when_the_run_has_them():
+    # the summary's federated evaluation, in its shape: parties (rows, metrics) and a gap per metric
     evaluated = SimpleNamespace(
-        party_metrics={"beta": {"accuracy": 0.8, "loss": 0.4}, "alpha": {"accuracy": 0.9, "loss": 0.3}},
-        fairness_gap=0.07,
+        evaluation=SimpleNamespace(
+            parties={
+                "beta": SimpleNamespace(num_examples=50, metrics={"accuracy": 0.6, "loss": 0.7}),
+                "alpha": SimpleNamespace(num_examples=100, metrics={"accuracy": 0.9, "loss": 0.3}),
+            },
+            gaps={
+                "accuracy": SimpleNamespace(weighted_mean=0.8, worst_party="beta", worst_value=0.6, gap=0.2),
+            },
+        )
     )
-    metrics, gap = party_evaluation(evaluated)
-    card = hand_made_card().model_copy(update={"party_metrics": metrics, "fairness_gap": gap})
+    metrics, examples, gaps = party_evaluation(evaluated)
+    card = hand_made_card(party_metrics=metrics, party_examples=examples, fairness_gaps=gaps)
 
     markdown = card.markdown()
 
-    assert gap == {"gap": 0.07}
-    assert "| party | accuracy | loss |" in markdown
-    assert markdown.index("| alpha | 0.9 | 0.3 |") < markdown.index("| beta | 0.8 | 0.4 |")
-    assert "Fairness gap: gap 0.07" in markdown and lineage.NOT_PER_PARTY not in markdown
-    assert party_evaluation(SimpleNamespace()) == ({}, None)
+    assert examples == {"beta": 50, "alpha": 100} and gaps["accuracy"].gap == 0.2
+    assert "| party | rows | accuracy | loss |" in markdown
+    assert markdown.index("| alpha | 100 | 0.9 | 0.3 |") < markdown.index("| beta | 50 | 0.6 | 0.7 |")
+    assert "| accuracy | 0.2 | beta | 0.6 | 0.8 |" in markdown and lineage.NOT_PER_PARTY not in markdown
+    assert ModelCard.model_validate_json(card.model_dump_json()) == card  # the JSON artifact reads back the same
+    assert party_evaluation(SimpleNamespace(evaluation=None)) == ({}, {}, {})
 
 
 def test_a_card_too_long_for_the_registrys_description_is_cut_at_a_line_and_says_where_the_whole_is():

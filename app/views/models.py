@@ -54,8 +54,9 @@ def model_card(where: queries.Sources, model: str, versions: list[RegisteredVers
         empty_state(f"Version {picked.version}: {NOT_PER_PARTY} (no fairness gap).")
     else:
         st.dataframe(parties, hide_index=True)
-        for name, value in (card.fairness_gap or {}).items():
-            st.metric(f"Fairness gap: {name}", f"{value:.4f}" if isinstance(value, float) else str(value))
+        for metric, gap in sorted(card.fairness_gaps.items()):
+            st.metric(f"Fairness gap: {metric}", f"{gap.gap:.4f}", help=f"worst party: {gap.worst_party}")
+        st.dataframe(queries.card_gaps_frame(card), hide_index=True)
     st.dataframe(queries.card_data_frame(card), hide_index=True)
     with st.container(border=True):
         st.markdown(card.markdown())

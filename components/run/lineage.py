@@ -86,6 +86,15 @@ class PrivacyCard(BaseModel):
     secure_aggregation_threshold: float | None = None
 
 
+class FairnessGapCard(BaseModel):
+    """One metric across parties: the worst party against the example-weighted mean (larger is worse)."""
+
+    weighted_mean: float
+    worst_party: str
+    worst_value: float
+    gap: float
+
+
 class ModelCard(BaseModel):
     """What a registered version is and where it came from; the same facts render as Markdown."""
 
@@ -105,8 +114,9 @@ class ModelCard(BaseModel):
     data: list[PartyData]
     metrics: dict[str, float]
     metrics_source: str  # the coordinator's holdout, or the parties' own rows
-    party_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
-    fairness_gap: dict[str, Any] | None = None
+    party_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)  # the candidate on each party's rows
+    party_examples: dict[str, int] = Field(default_factory=dict)  # the rows each party evaluated it on
+    fairness_gaps: dict[str, FairnessGapCard] = Field(default_factory=dict)  # metric -> worst party vs weighted mean
     valuation_method: str
     contributions: dict[str, float] = Field(default_factory=dict)
     rewards: dict[str, float] = Field(default_factory=dict)
@@ -148,13 +158,22 @@ class ModelCard(BaseModel):
         if self.party_metrics:
             names = sorted({name for values in self.party_metrics.values() for name in values})
             out += _table(
-                ["party", *names],
-                [[p, *(_text(v.get(n)) for n in names)] for p, v in sorted(self.party_metrics.items())],
+                ["party", "rows", *names],
+                [
+                    [p, _text(self.party_examples.get(p)), *(_text(v.get(n)) for n in names)]
+                    for p, v in sorted(self.party_metrics.items())
+                ],
+            )
+            out += ["", "Fairness gap (the worst party against the example-weighted mean):", ""]
+            out += _table(
+                ["metric", "gap", "worst party", "worst value", "weighted mean"],
+                [
+                    [m, _text(g.gap), g.worst_party, _text(g.worst_value), _text(g.weighted_mean)]
+                    for m, g in sorted(self.fairness_gaps.items())
+                ],
             )
         else:
-            out.append(f"Candidate {NOT_PER_PARTY}.")
-        gap = self.fairness_gap
-        out += ["", "Fairness gap: " + (", ".join(f"{k} {_text(v)}" for k, v in gap.items()) if gap else NOT_PER_PARTY)]
+            out.append(f"Candidate {NOT_PER_PARTY}: no fairness gap.")
         out += ["", f"## Contributions and rewards ({self.valuation_method})", ""]
         parties = sorted(set(self.contributions) | set(self.rewards))
         out += _table(
@@ -227,7 +246,7 @@ def build_lineage(
         CODE_DIRTY: str(code.dirty).lower(),
         MODEL_CARD: CARD_JSON,
     }
-    party_metrics, fairness_gap = party_evaluation(summary)
+    party_metrics, party_examples, fairness_gaps = party_evaluation(summary)
     last_epsilon = summary.rounds[-1].epsilon if summary.rounds else None
     secure = config.get("secure_aggregation", {})
     card = ModelCard(
@@ -260,7 +279,8 @@ def build_lineage(
         metrics=metrics.present(),
         metrics_source="the coordinator's holdout" if config.get("holdout") else "the parties' own rows",
         party_metrics=party_metrics,
-        fairness_gap=fairness_gap,
+        party_examples=party_examples,
+        fairness_gaps=fairness_gaps,
         valuation_method=summary.valuation_method,
         contributions=summary.contributions,
         rewards=summary.rewards,
@@ -280,19 +300,29 @@ def build_lineage(
     return Lineage(tags=tags, card=card)
 
 
-def party_evaluation(summary: RunSummary) -> tuple[dict[str, dict[str, float]], dict[str, Any] | None]:
-    """The candidate's per-party metrics and fairness gap, where the run evaluated per party (empty, None else).
+def party_evaluation(
+    summary: RunSummary,
+) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, FairnessGapCard]]:
+    """The candidate's metrics and rows per party and its fairness gaps, where the run evaluated it on the
+    parties' own rows (all empty otherwise).
 
-    Read from the summary's ``party_metrics`` and ``fairness_gap`` (federated evaluation on the parties'
-    validation splits); a gap given as a number reads as ``{"gap": value}``.
+    Read from the summary's ``evaluation`` (federated evaluation: ``parties`` name -> ``num_examples`` and
+    ``metrics``, ``gaps`` metric -> ``weighted_mean``, ``worst_party``, ``worst_value``, ``gap``).
     """
-    metrics = getattr(summary, "party_metrics", None) or {}
-    gap = getattr(summary, "fairness_gap", None)
-    if isinstance(gap, BaseModel):
-        gap = gap.model_dump(mode="json")
-    elif isinstance(gap, int | float):
-        gap = {"gap": float(gap)}
-    return {p: dict(v) for p, v in dict(metrics).items()}, gap
+    evaluation = getattr(summary, "evaluation", None)
+    if evaluation is None:
+        return {}, {}, {}
+    parties = evaluation.parties
+    return (
+        {p: dict(m.metrics) for p, m in parties.items()},
+        {p: int(m.num_examples) for p, m in parties.items()},
+        {
+            metric: FairnessGapCard(
+                weighted_mean=g.weighted_mean, worst_party=g.worst_party, worst_value=g.worst_value, gap=g.gap
+            )
+            for metric, g in evaluation.gaps.items()
+        },
+    )
 
 
 def _text(value: Any) -> str:
