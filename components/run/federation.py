@@ -334,7 +334,14 @@ class FederationRun:
         model_uri = self.recorder.log_model(served, final, example)
         lineage = self._lineage(RoundMetrics(**metrics))
         self.recorder.model_card(lineage.card)
-        promotion, version = self.promoter.promote(model_uri, metrics, self.run_id, self.summary.manifests, lineage)
+        promotion, version = self.promoter.promote(
+            model_uri,
+            metrics,
+            self.run_id,
+            self.summary.manifests,
+            tags=lineage.tags,
+            description=lineage.card.description(),
+        )
         self.recorder.promotion(promotion, RoundMetrics(**metrics), version)
         return promotion
 

@@ -8,7 +8,6 @@ from components.core.config import PromotionConfig
 from components.core.gates import promotion_gate
 from components.core.ports import RegistryPort
 from components.core.tasks import TaskKind
-from components.run.lineage import Lineage
 from components.run.summary import Promotion
 
 
@@ -25,10 +24,13 @@ class Promoter:
         metrics: Mapping[str, float],
         run_id: str,
         manifests: Mapping[str, str],
-        lineage: Lineage | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
     ) -> tuple[Promotion, int]:
         """The promotion decision and the version registered for this run's model (registered on every run, with
-        ``lineage``'s tags and model card; the alias moves to it only when the gate says so)."""
+        further lineage ``tags`` and its model card as ``description``; the alias moves to it only when the gate
+        says so)."""
         cfg = self.config
         candidate = metrics[cfg.metric]
         champion = self.registry.version_by_alias(cfg.model_name, cfg.alias)
@@ -41,9 +43,9 @@ class Promoter:
                 f"metric.{cfg.metric}": repr(float(candidate)),  # exact: the next run compares against it
                 "consortia.run_id": run_id,
                 **{f"manifest.{p}": h for p, h in manifests.items()},
-                **(lineage.tags if lineage else {}),
+                **(tags or {}),
             },
-            description=lineage.card.description() if lineage else "",
+            description=description,
         )
         if decision.promote:
             self.registry.set_alias(cfg.model_name, cfg.alias, version)
