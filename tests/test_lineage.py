@@ -171,6 +171,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> tuple
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(600)  # the first test of a session to ask for the demo workspace runs the demo: minutes
 def test_a_real_runs_registered_version_has_its_lineage_tags_and_card(demo):
     root, summary = demo
     workspace = Workspace.at(root)
