@@ -70,7 +70,9 @@ def _assert_lineage_matches(tags: dict[str, str], card: ModelCard, summary: RunS
 
 
 def test_every_registered_version_carries_its_lineage_and_a_card_with_the_summarys_numbers(tmp_path):
-    federation = twin_federation(tmp_path / "ws", parties=3, rounds=2, strategy=DP)
+    federation = twin_federation(  # generous deadlines: what is tested is the record, not the timing
+        tmp_path / "ws", parties=3, rounds=2, strategy=DP, round_timeout_s=120, heartbeat_timeout_s=60
+    )
     config = load_federation_config(federation.config_path)
     with twin_parties(federation):
         run = FederationRun(config, federation.workspace, "lineage-run", edges=federation.edges)
