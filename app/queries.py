@@ -23,10 +23,13 @@ from pydantic import BaseModel
 from components.adapters.checkpoints import shown_status
 from components.adapters.store import FederationStore
 from components.adapters.workspace import Workspace
+from components.core.ports import RegisteredVersion
+from components.run import lineage
+from components.run.lineage import ModelCard
 from components.run.summary import RunSummary
 
 if TYPE_CHECKING:
-    from components.adapters.tracking import ModelRegistry, RegisteredVersion
+    from components.adapters.tracking import ModelRegistry
 
 CACHE_TTL_S = 3
 REFRESH_S = 5
@@ -124,6 +127,27 @@ def model_versions(tracking_uri: str, model_names: tuple[str, ...]) -> list[Regi
         return []
     registry = _open_registry(tracking_uri)
     return [version for name in model_names for version in registry.versions(name)]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def model_card_json(tracking_uri: str, name: str, version: int, run_id: str | None) -> dict[str, Any] | None:
+    """The card (JSON) on the MLflow run of version ``version`` of ``name``; None without one."""
+    if run_id is None or not _exists(tracking_uri):
+        return None
+    registered = RegisteredVersion(name=name, version=version, run_id=run_id)
+    return _open_registry(tracking_uri).run_artifact(registered, lineage.CARD_JSON)
+
+
+def model_card(sources: Sources, version: RegisteredVersion) -> ModelCard | None:
+    """The version's model card, or None for versions registered without one (or whose card cannot be read)."""
+    artifact = version.tags.get(lineage.MODEL_CARD)
+    if artifact is None:
+        return None
+    raw = model_card_json(sources.tracking_uri, version.name, version.version, version.run_id)
+    try:
+        return ModelCard.model_validate(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def summaries(sources: Sources) -> list[RunSummary]:
@@ -499,21 +523,73 @@ def versions_frame(versions: Iterable[RegisteredVersion]) -> pd.DataFrame:
     for version in versions:
         metrics = {k.removeprefix("metric."): v for k, v in version.tags.items() if k.startswith("metric.")}
         manifests = {k.removeprefix("manifest."): v for k, v in version.tags.items() if k.startswith("manifest.")}
+        tags = version.tags
+        code = tags.get(lineage.CODE_VERSION, "")
         rows.append(
             {
                 "model": version.name,
                 "version": version.version,
                 "aliases": ", ".join(version.aliases),
                 "metrics": ", ".join(f"{k}={v}" for k, v in sorted(metrics.items())),
-                "run_id": version.tags.get("consortia.run_id", ""),
+                "run_id": tags.get(lineage.RUN_ID, ""),
                 "mlflow_run_id": version.run_id or "",
                 "manifests": ", ".join(f"{p}:{h}" for p, h in sorted(manifests.items())),
+                "contract": tags.get(lineage.CONTRACT, ""),
+                "config_sha256": tags.get(lineage.CONFIG_SHA256, "")[:12],
+                "code": (code[:12] if tags.get(lineage.CODE_SOURCE) == "git" else code)
+                + ("+dirty" if tags.get(lineage.CODE_DIRTY) == "true" else ""),
+                "dvc_revision": tags.get(lineage.DVC_REVISION, "")[:12],
             }
         )
-    frame = pd.DataFrame(
-        rows, columns=["model", "version", "aliases", "metrics", "run_id", "mlflow_run_id", "manifests"]
-    )
+    frame = pd.DataFrame(rows, columns=VERSION_COLUMNS)
     return frame.sort_values(["model", "version"], ascending=[True, False], ignore_index=True)
+
+
+VERSION_COLUMNS = [
+    "model",
+    "version",
+    "aliases",
+    "metrics",
+    "run_id",
+    "mlflow_run_id",
+    "manifests",
+    "contract",
+    "config_sha256",
+    "code",
+    "dvc_revision",
+]
+
+
+def version_label(version: RegisteredVersion) -> str:
+    """``v3 @champion (accuracy=0.96, run RUN_ID)``: how a version is picked."""
+    metrics = ", ".join(
+        f"{k.removeprefix('metric.')}={float(v):.4g}" for k, v in version.tags.items() if k.startswith("metric.")
+    )
+    aliases = "".join(f" @{alias}" for alias in version.aliases)
+    return f"v{version.version}{aliases} ({metrics}, run {version.tags.get(lineage.RUN_ID, '?')})"
+
+
+def card_party_frame(card: ModelCard) -> pd.DataFrame:
+    """The candidate's metrics per party (one row each), empty when it was not evaluated per party."""
+    rows = [
+        {"party": party, "rows": card.party_examples.get(party), **values}
+        for party, values in sorted(card.party_metrics.items())
+    ]
+    return pd.DataFrame(rows)
+
+
+def card_gaps_frame(card: ModelCard) -> pd.DataFrame:
+    """The fairness gap of each metric the parties measured: the worst party against the weighted mean."""
+    rows = [{"metric": metric, **gap.model_dump()} for metric, gap in sorted(card.fairness_gaps.items())]
+    return pd.DataFrame(rows, columns=["metric", "gap", "worst_party", "worst_value", "weighted_mean"])
+
+
+def card_data_frame(card: ModelCard) -> pd.DataFrame:
+    """Each party's data behind the version: row counts claimed and validated, hashes (never values)."""
+    return pd.DataFrame(
+        [d.model_dump() for d in card.data],
+        columns=["party", "rows_claimed", "rows_validated", "validation_passed", "manifest_sha256", "manifest_md5"],
+    )
 
 
 def version_metrics_frame(versions: Iterable[RegisteredVersion]) -> pd.DataFrame:

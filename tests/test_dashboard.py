@@ -18,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 from app import charts, queries
 from components.adapters.store import FederationStore
 from components.adapters.workspace import Workspace
+from components.run import lineage
 from components.run.summary import ModelReward, Promotion, RoundMetrics, RoundRow, RunSummary, ValuationReport
-from tests.dashboard_workspace import demo_workspace
+from tests.dashboard_workspace import demo_workspace, hand_made_card
 
 APP = Path(__file__).resolve().parents[1] / "app"
 VIEWS = ["overview", "run", "parties", "contributions", "catalog", "models"]
@@ -420,10 +421,20 @@ def test_every_page_renders_the_real_runs_numbers(view, demo, monkeypatch):
         assert frames[0]["rows"].tolist() == [run.validation[p]["row_count"] for p in sorted(run.validation)]
         assert f"Latest validation in run **{run.run_id}**" in texts
     else:
-        versions = frames[0]
+        versions, data = frames[0], frames[-1]
         assert versions["run_id"].tolist() == [run.run_id]
         assert versions["version"].tolist() == [run.promotion.version]
         assert versions["aliases"].tolist() == ["champion"]
+        assert versions["contract"].tolist() == [
+            f"{run.config['contract']['name']}@v{run.config['contract']['version']}"
+        ]
+        assert data["rows_validated"].tolist() == [run.validation[p]["row_count"] for p in sorted(run.validation)]
+        assert f"# Model card: {run.promotion.model_name}" in texts
+        party_metrics, _, _ = lineage.party_evaluation(run)  # empty unless the run evaluated on the parties' rows
+        if party_metrics:
+            assert frames[1]["party"].tolist() == sorted(party_metrics)
+        else:
+            assert f"Version {run.promotion.version}: {lineage.NOT_PER_PARTY} (no fairness gap)." in texts
     assert app.get("vega_lite_chart") or app.get("graphviz_chart")
 
 
@@ -449,3 +460,64 @@ def test_run_page_of_a_run_refused_by_its_parties_names_each_decision(tmp_path, 
         {"party": "a", "decision": "accept", "rule": "", "reason": "keeps every rule", "by": "policy"},
         {"party": "b", "decision": "reject", "rule": "owner", "reason": "not this quarter", "by": "person"},
     ]
+
+
+# ---- models page: versions with their card, per-party metrics and fairness gap ----
+
+
+@pytest.fixture
+def registered_workspace(small_workspace: Path) -> Path:
+    """The small workspace with two versions in a real MLflow registry: v1 without per-party metrics, v2 (the
+    champion) with them and a fairness gap; each card is a JSON artifact of its MLflow run."""
+    from mlflow import MlflowClient
+
+    from components.adapters.tracking import RunTracker
+
+    uri = Workspace.at(small_workspace).tracking_uri
+    client = MlflowClient(uri, registry_uri=uri)
+    client.create_registered_model("clinics-model")
+    party_metrics = {"a": {"accuracy": 0.9}, "b": {"accuracy": 0.7}}
+    gap = lineage.FairnessGapCard(weighted_mean=0.825, worst_party="b", worst_value=0.7, gap=0.125)
+    cards = [
+        hand_made_card(metrics={"accuracy": 0.8}),
+        hand_made_card(
+            metrics={"accuracy": 0.85},
+            party_metrics=party_metrics,
+            party_examples={"a": 30, "b": 18},
+            fairness_gaps={"accuracy": gap},
+        ),
+    ]
+    for card in cards:
+        tracker = RunTracker(uri, "clinics")
+        run_id = tracker.start(card.run_id, {})
+        tracker.log_json(card.model_dump(mode="json"), lineage.CARD_JSON)
+        tracker.finish()
+        tags = {lineage.RUN_ID: card.run_id, "metric.accuracy": repr(card.metrics["accuracy"])}
+        tags |= {lineage.MODEL_CARD: lineage.CARD_JSON, lineage.CODE_SOURCE: "git", lineage.CODE_VERSION: "ab" * 20}
+        client.create_model_version("clinics-model", f"runs:/{run_id}/model", run_id=run_id, tags=tags)
+    client.set_registered_model_alias("clinics-model", "champion", "2")
+    return small_workspace
+
+
+def test_models_page_shows_the_champions_card_per_party_metrics_and_fairness_gap(registered_workspace, monkeypatch):
+    app = _render(registered_workspace, "models", monkeypatch)
+
+    versions, parties, gaps, data = (element.value for element in app.dataframe[:4])
+    assert versions["version"].tolist() == [2, 1] and versions["aliases"].tolist() == ["champion", ""]
+    assert versions["code"].tolist() == ["abababababab"] * 2
+    assert app.selectbox[0].value == "v2 @champion (accuracy=0.85, run run-small)"
+    assert parties.to_dict("records") == [
+        {"party": "a", "rows": 30, "accuracy": 0.9},
+        {"party": "b", "rows": 18, "accuracy": 0.7},
+    ]
+    assert {metric.label: metric.value for metric in app.metric} == {"Fairness gap: accuracy": "0.1250"}
+    assert gaps.to_dict("records") == [
+        {"metric": "accuracy", "gap": 0.125, "worst_party": "b", "worst_value": 0.7, "weighted_mean": 0.825}
+    ]
+    assert data["rows_validated"].tolist() == [120, 80]
+    assert "# Model card: clinics-model" in _texts(app)
+
+    app.selectbox[0].set_value("v1 (accuracy=0.8, run run-small)").run()
+
+    assert f"Version 1: {lineage.NOT_PER_PARTY} (no fairness gap)." in [info.value for info in app.info]
+    assert not app.metric

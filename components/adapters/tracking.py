@@ -25,6 +25,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import functools  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -197,6 +198,9 @@ class RunTracker:
     def log_json(self, obj: dict[str, Any], artifact_file: str) -> None:
         self._client.log_dict(self._active_run_id(), obj, artifact_file)
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self._active_run_id(), text, artifact_file)
+
     def log_model(self, served: ServedModel, params: Params, example: pd.DataFrame, name: str = "model") -> str:
         """Log the model ``served`` describes with weights ``params``; returns a URI pyfunc can load.
 
@@ -269,8 +273,9 @@ class ModelRegistry:
     def __init__(self, tracking_uri: str) -> None:
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
-    def register(self, model_uri: str, name: str, tags: dict[str, str]) -> int:
-        """Add ``model_uri`` (a ``models:/<model_id>`` URI from ``RunTracker.log_model``) as a new version."""
+    def register(self, model_uri: str, name: str, tags: dict[str, str], description: str = "") -> int:
+        """Add ``model_uri`` (a ``models:/<model_id>`` URI from ``RunTracker.log_model``) as a new version, created
+        with its tags and description (Markdown) at once."""
         try:
             self._client.create_registered_model(name)
         except MlflowException as error:
@@ -278,7 +283,9 @@ class ModelRegistry:
                 raise
         model_id = _logged_model_id(model_uri)
         run_id = self._client.get_logged_model(model_id).source_run_id if model_id else None
-        version = self._client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+        version = self._client.create_model_version(
+            name, model_uri, run_id=run_id, tags=tags, description=description or None, model_id=model_id
+        )
         return int(version.version)
 
     def version_by_alias(self, name: str, alias: str) -> RegisteredVersion | None:
@@ -312,6 +319,17 @@ class ModelRegistry:
         for key in keys:
             if key in present:
                 self._client.delete_model_version_tag(name, str(version), key)
+
+    def run_artifact(self, version: RegisteredVersion, artifact_file: str) -> dict[str, Any] | None:
+        """A JSON artifact of the version's MLflow run (e.g. its model card); None when the run has none."""
+        if version.run_id is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="consortia-artifact-") as folder:
+            try:
+                path = self._client.download_artifacts(version.run_id, artifact_file, folder)
+                return json.loads(Path(path).read_text())
+            except (MlflowException, OSError, ValueError):
+                return None
 
     def versions(self, name: str) -> list[RegisteredVersion]:
         """Every version of ``name``, oldest first (empty when the model is not registered)."""
@@ -371,4 +389,5 @@ def _registered(version: Any) -> RegisteredVersion:
         run_id=version.run_id or None,
         tags=dict(version.tags),
         aliases=list(version.aliases),
+        description=version.description or "",
     )

@@ -80,6 +80,7 @@ class RegisteredVersion(BaseModel):
     run_id: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     aliases: list[str] = Field(default_factory=list)
+    description: str = ""  # the model card, in Markdown
 
 
 class ServedModel(BaseModel):
@@ -158,6 +159,8 @@ class TrackerPort(Protocol):
 
     def log_json(self, obj: dict[str, Any], artifact_file: str) -> None: ...
 
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+
     def log_model(self, served: ServedModel, params: Params, example: Any, name: str = "model") -> str:
         """Log a servable model (what it is, its weights, a few example input rows); returns a URI to register."""
         ...
@@ -168,7 +171,9 @@ class TrackerPort(Protocol):
 class RegistryPort(Protocol):
     """Registered model versions and their aliases."""
 
-    def register(self, model_uri: str, name: str, tags: dict[str, str]) -> int: ...
+    def register(self, model_uri: str, name: str, tags: dict[str, str], description: str = "") -> int:
+        """A new version of ``name`` with its tags and description, in one step; returns its number."""
+        ...
 
     def version_by_alias(self, name: str, alias: str) -> RegisteredVersion | None: ...
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from components.adapters.checkpoints import RunCheckpoints, save_json
+from components.adapters.code_version import code_version
 from components.adapters.contracts import load_contract, read_dataset, split_features
 from components.adapters.transport import read_keypair
 from components.adapters.workspace import Workspace
@@ -43,6 +44,7 @@ from components.run.evaluation import Evaluator, Holdout
 from components.run.federated_stats import collect_stats
 from components.run.glm_fit import GlmFit
 from components.run.initial_model import initial_model
+from components.run.lineage import Lineage, build_lineage
 from components.run.plans import agree, require_acceptance, run_plan, statistics_plan
 from components.run.promoter import Candidate, Promoter
 from components.run.recorder import RunRecorder
@@ -342,12 +344,16 @@ class FederationRun:
         )
         ServedPredictor(served, final).predict(example)  # fails here, not at load, if the model cannot serve
         model_uri = self.recorder.log_model(served, final, example)
+        lineage = self._lineage(RoundMetrics(**metrics))
+        self.recorder.model_card(lineage.card)
         candidate = Candidate(
             run_id=self.run_id,
             model_uri=model_uri,
             metrics=metrics,
             manifests=self.summary.manifests,
             evaluation=evaluation,
+            tags=lineage.tags,
+            description=lineage.card.description(),
         )
         promotion = self.promoter.propose(candidate)
         self.recorder.promotion(promotion, RoundMetrics(**metrics), int(promotion.version or 0))
@@ -361,6 +367,21 @@ class FederationRun:
         promotion = self.promoter.conclude(held, approval)
         self.recorder.promotion(promotion, self.summary.final_metrics, int(promotion.version or 0))
         return promotion
+
+    def _lineage(self, metrics: RoundMetrics) -> Lineage:
+        """What produced the final model (data, contract, config, code, run) and its card."""
+        participants = self.summary.rounds[-1].participants if self.summary.rounds else []
+        budget, delta = self.directory.privacy_budget(participants)
+        return build_lineage(
+            self.summary,
+            self.promoter.config.model_name,
+            self.contract,
+            metrics,
+            code_version(),
+            self.strategy.privacy(),
+            delta,
+            budget,
+        )
 
     def finish(self, status: str = "completed", error: str | None = None) -> Path:
         """Write the summary everywhere it belongs, version the final model, release the parties;

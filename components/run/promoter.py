@@ -48,6 +48,7 @@ class Candidate(BaseModel):
     manifests: dict[str, str] = Field(default_factory=dict)  # party -> data manifest hash
     evaluation: FederatedEvaluation | None = None  # per-party metrics: the fairness gate reads them
     tags: dict[str, str] = Field(default_factory=dict)  # further lineage tags for the registered version
+    description: str = ""  # the version's description: its model card
 
 
 class Promoter:
@@ -184,7 +185,9 @@ class Promoter:
             }
             if candidate.evaluation is not None and (gap := candidate.evaluation.gap(metric)) is not None:
                 tags[f"fairness_gap.{metric}"] = repr(gap)
-            version = self.registry.register(candidate.model_uri, cfg.model_name, tags=tags)
+            version = self.registry.register(
+                candidate.model_uri, cfg.model_name, tags=tags, description=candidate.description
+            )
         self.registry.set_alias(cfg.model_name, cfg.challenger_alias, version)
         return version
 

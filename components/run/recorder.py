@@ -22,6 +22,7 @@ from components.core.glm.summary import GlmSummary
 from components.core.params import Params
 from components.core.ports import MetadataPort, ServedModel, StorePort, TrackerPort
 from components.core.protocol.plan import PlanDecision
+from components.run.lineage import CARD_JSON, CARD_MARKDOWN, ModelCard
 from components.run.records import Contributions, ReputationChange, Rewards, ValidationResult
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary
 
@@ -121,16 +122,22 @@ class RunRecorder:
             self.store.record_validation(self.run_id, party, summary.success, as_json, result.manifests[party])
             self.summary.validation[party] = as_json
             path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", result.manifests[party])
-            self.metadata.track(path)  # versioned with DVC; the hash shown everywhere is the owner's own:
+            self._versioned(path)  # versioned with DVC; the hash shown everywhere is the owner's own:
             self.summary.manifests[party] = str(result.manifests[party].get("content_hash", ""))  # sha256 of the CSV
+            self.summary.claimed_rows[party] = int(result.manifests[party].get("rows", summary.row_count))
         contract_copy = save_json(
             self.workspace.metadata_repo / "contracts" / f"{contract.name}_v{contract.version}.json",
             contract.model_dump(mode="json"),
         )
-        self.metadata.track(contract_copy)
+        self._versioned(contract_copy)
         self.metadata.push()
         self.tracker.set_tags({f"manifest.{p}": h for p, h in self.summary.manifests.items()})
         self.save()
+
+    def _versioned(self, path: Path) -> None:
+        """``dvc add`` the file and keep its md5 in the summary (the lineage of the run's model names it)."""
+        relative = path.relative_to(self.workspace.metadata_repo).as_posix()
+        self.summary.data_versions[relative] = self.metadata.track(path)
 
     def round(self, row: RoundRow) -> None:
         """A finished round: the summary first (it anonymises parties that left), then tracker and store."""
@@ -210,6 +217,11 @@ class RunRecorder:
         """Log the final model as the registry will serve it; returns the URI to register."""
         return self.tracker.log_model(served, params, example)
 
+    def model_card(self, card: ModelCard) -> None:
+        """The final model's card on the tracking run, as JSON and Markdown, before the version is registered."""
+        self.tracker.log_json(card.model_dump(mode="json"), CARD_JSON)
+        self.tracker.log_text(card.markdown(), CARD_MARKDOWN)
+
     def evaluation(self, evaluation: FederatedEvaluation) -> None:
         """The final model's federated evaluation: in the summary, as metrics (``party.NAME.METRIC``,
         ``fairness_gap.METRIC``) at the final round, and as ``evaluation.json``."""
@@ -277,6 +289,8 @@ class RunRecorder:
         if left:
             for party in left:
                 summary.manifests.pop(party, None)
+                summary.claimed_rows.pop(party, None)
+                summary.data_versions.pop(f"manifests/{party}.json", None)
                 summary.validation.pop(party, None)
                 summary.plan_decisions.pop(party, None)
             for row in summary.rounds:

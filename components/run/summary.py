@@ -137,6 +137,8 @@ class RunSummary(BaseModel):
     promotion: Promotion | None = None
     evaluation: FederatedEvaluation | None = None  # the final model: per-party metrics, holdout, fairness gaps
     manifests: dict[str, str] = Field(default_factory=dict)
+    data_versions: dict[str, str] = Field(default_factory=dict)  # DVC path (manifests/P.json, contracts/..) -> md5
+    claimed_rows: dict[str, int] = Field(default_factory=dict)  # party -> the row count its manifest states
     glm: GlmSummary | None = None  # kind glm: coefficients, standard errors, tests, deviance, AIC
 
     def write(self, path: Path) -> Path:

@@ -35,7 +35,7 @@ class TrackedRun:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> key -> value
     tags: dict[str, str] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)  # artifact file -> JSON object
+    artifacts: dict[str, Any] = field(default_factory=dict)  # artifact file -> JSON object (str: a text file)
 
 
 @dataclass
@@ -127,6 +127,10 @@ class MemoryTracker(FaultInjection):
         self.run.artifacts[artifact_file] = json.loads(json.dumps(obj))  # TypeError when not JSON, like MLflow
 
     @injectable
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.run.artifacts[artifact_file] = str(text)
+
+    @injectable
     def log_model(self, served: ServedModel, params: Params, example: Any, name: str = "model") -> str:
         """Keep ``served`` and ``params`` (numpy copies); returns ``memory:/models/<n>``.
 
@@ -174,7 +178,7 @@ class MemoryRegistry(FaultInjection):
         self.sources: dict[tuple[str, int], str] = {}
 
     @injectable
-    def register(self, model_uri: str, name: str, tags: dict[str, str]) -> int:
+    def register(self, model_uri: str, name: str, tags: dict[str, str], description: str = "") -> int:
         """A new version of ``name`` (created on first use); with a tracker, the URI must be one it logged."""
         run_id: str | None = None
         if self.tracker is not None:
@@ -186,7 +190,13 @@ class MemoryRegistry(FaultInjection):
         self.aliases.setdefault(name, {})
         version = len(versions) + 1
         versions.append(
-            RegisteredVersion(name=name, version=version, run_id=run_id, tags={k: str(v) for k, v in tags.items()})
+            RegisteredVersion(
+                name=name,
+                version=version,
+                run_id=run_id,
+                tags={k: str(v) for k, v in tags.items()},
+                description=description,
+            )
         )
         self.sources[(name, version)] = model_uri
         return version

@@ -50,6 +50,11 @@ class PrivacyAccount(Protocol):
         ...
 
     @property
+    def accountant(self) -> str:
+        """Which accountant turns the rounds into epsilon (e.g. ``rdp``: opacus's Renyi-DP accountant)."""
+        ...
+
+    @property
     def clip_norm(self) -> float:
         """The L2 bound on one party's update delta (what local mode asks each party to clip to)."""
         ...

@@ -148,6 +148,10 @@ class DpAccount:
     def rounds(self) -> int:
         return self._layer.accountant.steps
 
+    @property
+    def accountant(self) -> str:
+        return "rdp"  # RdpAccountant: opacus's RDP accountant
+
     def epsilon(self, delta: float) -> float:
         return self._layer.accountant.epsilon(delta)
 
