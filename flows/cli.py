@@ -27,13 +27,17 @@ from components.run.summary import RoundRow, RunSummary
 from flows.admission_cli import readmit
 from flows.contract_cli import contract_app
 from flows.glm_cli import print_glm
+from flows.reproduce_cli import reproduce
 from flows.rewards_report import rewards_report
 from flows.stats_cli import stats
+from flows.sweep_cli import sweep
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.command("stats")(stats)
 app.command()(readmit)
+app.command()(sweep)
+app.command()(reproduce)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")

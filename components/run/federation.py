@@ -45,7 +45,7 @@ from components.run.initial_model import initial_model
 from components.run.plans import agree, require_acceptance, run_plan, statistics_plan
 from components.run.promoter import Promoter
 from components.run.recorder import RunRecorder
-from components.run.records import Contributions, Rewards, RoundResult, ValidationResult
+from components.run.records import Candidate, Contributions, Rewards, RoundResult, ValidationResult
 from components.run.rounds import Rounds
 from components.run.secure_round import check_secure_reply
 from components.run.settlement import Settlement, individual_updates_withheld
@@ -103,6 +103,7 @@ class FederationRun:
         self.layout = parameter_layout(self.spec)
         self.strategy = build_run_strategy(config.strategy, standardization.fitted_names(self.layout))
         self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
+        self.held_back: Candidate | None = None  # the final model logged but not registered (``hold_back``)
         refuse_finished(self.workspace.summary_path(run_id))  # before anything of the run is written
         self.lease = self.checkpoints.take_lease()
         try:
@@ -311,8 +312,8 @@ class FederationRun:
         self.recorder.reputation(changes)
         return {change.party: change.reputation for change in changes}
 
-    def promote(self) -> Promotion:
-        """Log and register the final model; the alias moves only if it beats the current champion."""
+    def log_final_model(self) -> Candidate:
+        """Evaluate the final model and log it on the tracking run as the registry would serve it."""
         final_round = self.recorder.final_round
         final = self.checkpoints.load_global(final_round)
         metrics = self.evaluator.metrics(final, final_round)
@@ -329,10 +330,33 @@ class FederationRun:
             else pd.DataFrame(np.zeros((1, len(served.features))), columns=served.features)
         )
         ServedPredictor(served, final).predict(example)  # fails here, not at load, if the model cannot serve
-        model_uri = self.recorder.log_model(served, final, example)
-        promotion, version = self.promoter.promote(model_uri, metrics, self.run_id, self.summary.manifests)
-        self.recorder.promotion(promotion, RoundMetrics(**metrics), version)
+        return Candidate(model_uri=self.recorder.log_model(served, final, example), metrics=metrics)
+
+    def promote(self) -> Promotion:
+        """Log and register the final model; the alias moves only if it beats the current champion."""
+        candidate = self.log_final_model()
+        promotion, version = self.promoter.promote(
+            candidate.model_uri, candidate.metrics, self.run_id, self.summary.manifests
+        )
+        self.recorder.promotion(promotion, RoundMetrics(**candidate.metrics), version)
         return promotion
+
+    def hold_back(self, reason: str) -> Candidate:
+        """Log the final model without registering it (``reason``: who decides instead, e.g. a sweep electing one
+        of its runs); the candidate is also kept as ``held_back``."""
+        candidate = self.log_final_model()
+        cfg = self.promoter.config
+        deferred = Promotion(
+            decision="deferred",
+            reason=reason,
+            model_name=cfg.model_name,
+            alias=cfg.alias,
+            metric=cfg.metric or "",
+            candidate_value=candidate.metrics.get(cfg.metric or ""),
+        )
+        self.recorder.promotion(deferred, RoundMetrics(**candidate.metrics), None)
+        self.held_back = candidate
+        return candidate
 
     def finish(self, status: str = "completed", error: str | None = None) -> Path:
         """Write the summary everywhere it belongs, version the final model, release the parties;

@@ -209,16 +209,14 @@ class RunRecorder:
         """Log the final model as the registry will serve it; returns the URI to register."""
         return self.tracker.log_model(served, params, example)
 
-    def promotion(self, promotion: Promotion, final_metrics: RoundMetrics, registered_version: int) -> None:
+    def promotion(self, promotion: Promotion, final_metrics: RoundMetrics, registered_version: int | None) -> None:
+        """The promotion decision (``registered_version`` None: the model was logged, not registered)."""
         self.summary.final_metrics = final_metrics
         self.summary.promotion = promotion
-        self.tracker.set_tags(
-            {
-                "promotion.decision": promotion.decision,
-                "promotion.reason": promotion.reason,
-                "model.version": str(registered_version),
-            }
-        )
+        tags = {"promotion.decision": promotion.decision, "promotion.reason": promotion.reason}
+        if registered_version is not None:
+            tags["model.version"] = str(registered_version)
+        self.tracker.set_tags(tags)
         self.save()
 
     def finish(

@@ -63,3 +63,10 @@ class ReputationChange(BaseModel):
     party: str
     reputation: float
     inputs: dict[str, Any]
+
+
+class Candidate(BaseModel):
+    """A run's final model as logged on its tracking run (servable, not yet registered) and its held-out metrics."""
+
+    model_uri: str
+    metrics: dict[str, float]

@@ -44,7 +44,7 @@ class RoundRow(BaseModel):
 
 
 class Promotion(BaseModel):
-    decision: str  # "promoted" | "kept"
+    decision: str  # "promoted" | "kept" | "deferred" (logged, not registered: a sweep or a reproduction)
     reason: str
     model_name: str
     version: int | None = None  # the version registered for this run's model
