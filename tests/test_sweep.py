@@ -19,7 +19,7 @@ from components.run.sweep import SweepSummary
 from flows.processes import PartyProcesses
 from tests.federation_helpers import make_federation, run_consortia
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server"), pytest.mark.timeout(1200)]
 MODEL = "consortia-breast-cancer"
 SWEEP = {
     "base": "federation.yaml",
@@ -99,7 +99,7 @@ def test_trials_are_mlflow_child_runs_of_one_parent_and_only_the_elected_is_regi
         for v in client.search_model_versions(f"name = '{MODEL}'")
         if v.tags.get("consortia.run_id") == summary.elected
     ]
-    assert len(elected) == 1 and elected[0].version == "1"  # the sweep registered one version: the elected trial's
+    assert len(elected) == 1 and int(elected[0].version) == 1  # the sweep registered one version: the elected one
     assert elected[0].run_id == next(r.info.run_id for r in children if r.info.run_name == summary.elected)
     assert summary.promotion.decision == "promoted" and summary.promotion.version == 1
     assert RunSummary.read(workspace.summary_path(summary.elected)).promotion.decision == "promoted"
@@ -116,7 +116,7 @@ def test_a_worse_run_after_the_sweep_leaves_the_champion_and_says_why(swept):
     import mlflow
 
     client = mlflow.MlflowClient(workspace.tracking_uri)
-    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert int(client.get_model_version_by_alias(MODEL, "champion").version) == 1
     assert client.get_run(run.mlflow_run_id).data.tags["promotion.reason"] == run.promotion.reason
 
 

@@ -154,7 +154,7 @@ class Sweep:
             )
             self.outcomes[trial.run_id] = outcome
         else:
-            message = f"{type(error).__name__}: {error}" if error is not None else "no outcome"
+            message = _one_line(error) if error is not None else "no outcome"
             result = TrialResult(
                 index=trial.index, run_id=trial.run_id, overrides=trial.overrides, status="failed", error=message[:2000]
             )
@@ -216,6 +216,13 @@ class Sweep:
     def save(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return self.summary.write(self.path)
+
+
+def _one_line(error: BaseException) -> str:
+    """``ConfigError: model: ... input_shape [7] holds 7 values ...``: the error on one line, without pydantic's
+    pointers to its documentation."""
+    lines = [line.strip() for line in str(error).splitlines() if not line.strip().startswith("For further info")]
+    return f"{type(error).__name__}: {' '.join(line for line in lines if line)}"
 
 
 class NestedTracker:
