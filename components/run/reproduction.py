@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from components.adapters.checkpoints import RunCheckpoints, load_arrays
 from components.adapters.workspace import Workspace
@@ -87,6 +87,7 @@ class MetricMatch(BaseModel):
     recorded: float
     rerun: float | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def difference(self) -> float:
         return float("inf") if self.rerun is None else abs(self.rerun - self.recorded)
@@ -105,6 +106,7 @@ class Reproduction(BaseModel):
     rounds_max_difference: float = 0.0
     mismatches: list[str] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def matches(self) -> bool:
         return not self.mismatches
