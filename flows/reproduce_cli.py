@@ -60,7 +60,7 @@ def reproduce(
             tolerance,
             on_round=lambda row: console.print(f"round {row.round}: {_metrics(row.metrics.present())}"),
         )
-    except ConsortiaError as error:
+    except Exception as error:  # a typed error, or Prefect's own (e.g. its local server did not start)
         _fail(f"reproduction of {reference.name} v{number} failed: {error}")
     table = Table(title=f"{reference.name} v{number}: run {report.recorded_run} against {report.rerun}")
     for column in ("what", "recorded", "rerun", "difference"):

@@ -56,7 +56,7 @@ def sweep(
 
     try:
         path = run_sweep(config, space.root, sweep_id, on_trial)
-    except ConsortiaError as error:
+    except Exception as error:  # a typed error, or Prefect's own (e.g. its local server did not start)
         _fail(f"sweep {sweep_id} failed: {error}")
     from components.run.sweep import SweepSummary
 
