@@ -8,6 +8,9 @@ once: a wrong input shape), then a weaker run, then a reproduction of the champi
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -141,3 +144,27 @@ def test_reproducing_the_champion_gives_the_same_model_and_metrics(swept):
 
     versions = mlflow.MlflowClient(workspace.tracking_uri).search_model_versions(f"name = '{MODEL}'")
     assert len(versions) == 2  # the sweep's and the weaker run's
+
+
+def test_prefect_recorded_one_sweep_flow_with_a_subflow_per_trial(swept):
+    workspace, summary, *_ = swept
+    script = f"""
+import asyncio, json
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterParentFlowRunId
+
+async def main():
+    async with get_client() as client:
+        named = FlowRunFilter(name=FlowRunFilterName(any_=[{summary.sweep_id!r}]))
+        (sweep,) = await client.read_flow_runs(flow_run_filter=named)
+        trials = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[sweep.id])))
+        print(json.dumps({{"sweep": sweep.state.type.value, "trials": {{t.name: t.state.type.value for t in trials}}}}))
+asyncio.run(main())
+"""
+    env = {**os.environ, "PREFECT_HOME": str(workspace.prefect_home)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["sweep"] == "COMPLETED"
+    assert record["trials"] == {t.run_id: "COMPLETED" if t.status == "completed" else "FAILED" for t in summary.trials}
