@@ -30,8 +30,10 @@ from flows.contract_cli import contract_app
 from flows.deploy import deploy
 from flows.glm_cli import print_glm
 from flows.options import CronOption, DeploymentNameOption, IntervalOption, WorkspaceOption
+from flows.reproduce_cli import reproduce
 from flows.rewards_report import rewards_report
 from flows.stats_cli import stats
+from flows.sweep_cli import sweep
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
@@ -39,6 +41,8 @@ app.command("stats")(stats)
 app.command()(readmit)
 app.command()(deploy)
 app.command()(approve)
+app.command()(sweep)
+app.command()(reproduce)
 console = Console()
 
 

@@ -11,6 +11,7 @@ ConsortiaError
 │   ├── RunStateError       the run cannot take this step: it completed, or another process coordinates it
 │   ├── DisclosureRefused   a party refuses a request that breaks one of its disclosure rules
 │   ├── PolicyRefusal       a party's policy refuses the run (or this request of it), or too many parties did
+│   ├── NotReproducible     a recorded run cannot be rerun as it was: record missing, data or contract changed
 │   └── EdgeFailure         a store, tracker, versioning or transport call failed for good (bad URI, schema, ...)
 └── TransientError          retried by the flow: the world may be different next time
     ├── PartyUnavailable    a party did not answer in time or is offline
@@ -91,6 +92,10 @@ class DisclosureRefused(PermanentError):
 
 class PolicyRefusal(PermanentError):
     """A data owner's policy (or the owner) refused a run plan or a request outside the accepted plan."""
+
+
+class NotReproducible(PermanentError):
+    """A recorded run cannot be rerun as it was: its record is missing, or a party's data or contract changed."""
 
 
 class PartyUnavailable(TransientError):

@@ -106,6 +106,7 @@ class FederationRun:
         self.layout = parameter_layout(self.spec)
         self.strategy = build_run_strategy(config.strategy, standardization.fitted_names(self.layout))
         self.checkpoints = RunCheckpoints(workspace.checkpoints, run_id)
+        self.held_back: Candidate | None = None  # the final model logged but not registered (``hold_back``)
         refuse_finished(self.workspace.summary_path(run_id))  # before anything of the run is written
         self.lease = self.checkpoints.take_lease()
         try:
@@ -322,10 +323,9 @@ class FederationRun:
         self.recorder.reputation(changes)
         return {change.party: change.reputation for change in changes}
 
-    def promote(self) -> Promotion:
-        """Evaluate the final model at every party (and on the holdout), log and register it as the challenger;
-        the alias moves only if every gate of the policy passes. With approval required, a proposal that passed
-        them is returned ``awaiting approval``: ``conclude_promotion`` decides it once a person answers."""
+    def log_final_model(self) -> Candidate:
+        """Evaluate the final model at every party (and on the holdout) and log it on the tracking run as the
+        registry would serve it, with its lineage and model card: the candidate for promotion."""
         final_round = self.recorder.final_round
         final = self.checkpoints.load_global(final_round)
         metrics, evaluation = self.evaluator.candidate(final, final_round)
@@ -346,7 +346,7 @@ class FederationRun:
         model_uri = self.recorder.log_model(served, final, example)
         lineage = self._lineage(RoundMetrics(**metrics))
         self.recorder.model_card(lineage.card)
-        candidate = Candidate(
+        return Candidate(
             run_id=self.run_id,
             model_uri=model_uri,
             metrics=metrics,
@@ -355,9 +355,32 @@ class FederationRun:
             tags=lineage.tags,
             description=lineage.card.description(),
         )
+
+    def promote(self) -> Promotion:
+        """Log the final model and register it as the challenger; the alias moves only if every gate of the
+        policy passes. With approval required, a proposal that passed them is returned ``awaiting approval``:
+        ``conclude_promotion`` decides it once a person answers."""
+        candidate = self.log_final_model()
         promotion = self.promoter.propose(candidate)
-        self.recorder.promotion(promotion, RoundMetrics(**metrics), int(promotion.version or 0))
+        self.recorder.promotion(promotion, RoundMetrics(**candidate.metrics), int(promotion.version or 0))
         return promotion
+
+    def hold_back(self, reason: str) -> Promotion:
+        """Log the final model without registering it (``reason``: who decides instead, e.g. a sweep electing one
+        of its runs); the candidate is kept as ``held_back`` and the decision is ``deferred``."""
+        candidate = self.log_final_model()
+        cfg = self.promoter.config
+        deferred = Promotion(
+            decision="deferred",
+            reason=reason,
+            model_name=cfg.model_name,
+            alias=cfg.alias,
+            metric=cfg.metric or "",
+            candidate_value=candidate.metrics.get(cfg.metric or ""),
+        )
+        self.recorder.promotion(deferred, RoundMetrics(**candidate.metrics), None)
+        self.held_back = candidate
+        return deferred
 
     def conclude_promotion(self, approval: Approval | None) -> Promotion:
         """Decide a promotion held for approval with a person's answer (None: nobody answered in time)."""

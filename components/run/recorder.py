@@ -245,11 +245,17 @@ class RunRecorder:
                 gap.gap,
             )
 
-    def promotion(self, promotion: Promotion, final_metrics: RoundMetrics | None, registered_version: int) -> None:
-        """The promotion decision and every gate's reason: in the summary, the tracking run's tags and the log."""
+    def promotion(
+        self, promotion: Promotion, final_metrics: RoundMetrics | None, registered_version: int | None
+    ) -> None:
+        """The promotion decision and every gate's reason: in the summary, the tracking run's tags and the log
+        (``registered_version`` None: the model was logged, not registered)."""
         self.summary.final_metrics = final_metrics
         self.summary.promotion = promotion
-        self.tracker.set_tags({**promotion.tags(), "model.version": str(registered_version)})
+        tags = promotion.tags()
+        if registered_version is not None:
+            tags["model.version"] = str(registered_version)
+        self.tracker.set_tags(tags)
         for gate in promotion.gates:
             log.info("run %s promotion gate %s: %s", self.run_id, gate.name, gate.reason)
         log.info("run %s promotion: %s (%s)", self.run_id, promotion.decision, promotion.reason)

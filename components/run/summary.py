@@ -51,7 +51,9 @@ class RoundRow(BaseModel):
 class Promotion(BaseModel):
     """A promotion decision: ``reason`` is the one line to show, ``gates`` every gate's answer."""
 
-    decision: str  # "promoted" | "kept" | "awaiting approval" (held for a person; not final)
+    # "promoted" | "kept" | "awaiting approval" (held for a person; not final) | "deferred" (logged, not
+    # registered: a sweep trial or a reproduction)
+    decision: str
     reason: str
     model_name: str
     version: int | None = None  # the version registered for this run's model
