@@ -27,11 +27,13 @@ from components.run.summary import RoundRow, RunSummary
 from flows.admission_cli import readmit
 from flows.contract_cli import contract_app
 from flows.glm_cli import print_glm
+from flows.prefect_cli import prefect_app
 from flows.rewards_report import rewards_report
 from flows.stats_cli import stats
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+app.add_typer(prefect_app, name="prefect")
 app.command("stats")(stats)
 app.command()(readmit)
 console = Console()
