@@ -91,6 +91,8 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
     workspace.activate()
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
 
+    workspace.prefect_ready()  # the workspace's Prefect server started while the imports above ran
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

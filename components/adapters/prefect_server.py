@@ -82,11 +82,37 @@ class WorkspaceServer:
 
     def url(self) -> str:
         """The API URL of the workspace's healthy server; starts one (ending a dead or stuck one) if needed."""
+        return self.wait(self.begin()).url
+
+    def begin(self) -> ServerRecord:
+        """The workspace's server, running or starting (then not yet healthy: ``wait`` for it, meanwhile do
+        other work, e.g. imports); ends a recorded server that is dead or stuck past its start-up time."""
         with self._locked():  # two commands starting at once share one server
-            if (record := self.running()) is not None:
-                return record.url
+            record = self.record()
+            if record is not None and (healthy(record.url) or self._starting(record)):
+                return record
             self.stop()
-            return self._start().url
+            return self._launch()
+
+    def wait(self, record: ServerRecord | None = None) -> ServerRecord:
+        """``record`` (default: the recorded server) once it answers /health; EdgeUnavailable with the end of
+        its log if it exits or does not answer within its start-up time."""
+        record = record or self.record()
+        if record is None:
+            raise EdgeUnavailable("prefect server", f"no server recorded for {self.home}")
+        while not healthy(record.url):
+            if not self._is_ours(record.pid) or time.time() > record.started + STARTUP_TIMEOUT_S:
+                with self._locked():
+                    if self.record() == record:
+                        self.stop(timeout_s=5.0)
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+                raise EdgeUnavailable("prefect server", f"{self.home} did not come up:\n{tail}")
+            time.sleep(0.25)
+        return record
+
+    def _starting(self, record: ServerRecord) -> bool:
+        """Started by another command moments ago and still alive: wait for it rather than replace it."""
+        return time.time() < record.started + STARTUP_TIMEOUT_S and self._is_ours(record.pid)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """End the recorded server's process group (if it is still this workspace's server); its pid."""
@@ -104,7 +130,8 @@ class WorkspaceServer:
         except psutil.Error:
             return False
 
-    def _start(self) -> ServerRecord:
+    def _launch(self) -> ServerRecord:
+        """``prefect server start`` in its own session, recorded at once (it answers /health seconds later)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         port = _free_port()
         prefect = Path(sys.executable).parent / "prefect"
@@ -127,13 +154,6 @@ class WorkspaceServer:
                 start_new_session=True,
             )
         record = ServerRecord(pid=server.pid, port=port, started=time.time())
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not healthy(record.url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                _end_group(server.pid, 5.0)
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise EdgeUnavailable("prefect server", f"{self.home} did not come up:\n{tail}")
-            time.sleep(0.25)
         self.record_path.write_text(json.dumps(asdict(record)))
         return record
 
