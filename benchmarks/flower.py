@@ -158,25 +158,15 @@ class FlowerDeployment:
                 cwd=self.home,
             )
             if self.isolation == "process":
-                self._superexec(f"superexec-{name}", "clientapp", port)
+                self._superexec(f"superexec-{name}", port)
         wait_for_port(self.port, timeout_s=120, alive=superlink)
         if self.isolation == "process":
-            self._superexec("superexec-serverapp", "serverapp", self.port)
+            self._superexec("superexec-serverapp", self.port)
 
-    def _superexec(self, name: str, plugin: str, port: int) -> None:
-        self.launched.start(
-            name,
-            [
-                str(self.bin_dir / "flower-superexec"),
-                "--insecure",
-                "--plugin-type",
-                plugin,
-                "--runtime-api-address",
-                f"127.0.0.1:{port}",
-            ],
-            env=self.environment,
-            cwd=self.home,
-        )
+    def _superexec(self, name: str, port: int) -> None:
+        """A SuperExec on the runtime API at ``port`` (it takes its task type, ServerApp or ClientApp, from there)."""
+        command = [str(self.bin_dir / "flower-superexec"), "--insecure", "--runtime-api-address", f"127.0.0.1:{port}"]
+        self.launched.start(name, command, env=self.environment, cwd=self.home)
 
     def submit(self, run_config: dict[str, Any]) -> None:
         """``flwr run`` the app with ``run_config`` (returns once the SuperLink accepted the run)."""

@@ -82,14 +82,14 @@ class PeerSetup(BaseModel):
     alpha: float = 0.5
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     deployment_seeds: list[int] = Field(
-        default_factory=lambda: [0, 1], description="Flower's deployment engine takes minutes a run: fewer runs"
+        default_factory=lambda: [0], description="Flower's deployment engine takes many minutes a run: one run"
     )
     process_seeds: list[int] = Field(default_factory=lambda: [0], description="its process isolation: one run")
     hidden: list[int] = Field(default_factory=lambda: [32])
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     simulation: dict[str, int] = Field(default_factory=lambda: dict(SIMULATION_SIZE))
     groups: list[str] = Field(default_factory=lambda: list(GROUPS))
-    timeout_s: float = 900.0
+    timeout_s: float = 2400.0
 
 
 class SystemRun(BaseModel):
@@ -129,6 +129,7 @@ class PeerResult(BaseModel):
     runs: list[SystemRun]
     summaries: list[SystemSummary]
     goals_met: dict[str, bool] = Field(default_factory=dict)
+    failures: list[str] = Field(default_factory=list, description="runs that failed or timed out, not in the medians")
 
 
 class _ServerMark:
@@ -169,8 +170,8 @@ def run_consortia(federation: LocalFederation, relay_port: int, setup: PeerSetup
             try:
                 relay.reset()  # the warm run's bytes only
                 with PeakMemory() as peaks:
-                    record = server.record()
-                    assert record is not None, "the cold run left no workspace Prefect server"
+                    if (record := server.record()) is None:
+                        raise RuntimeError("the cold run left no workspace Prefect server")
                     peaks.watch(PREFECT, record.pid)
                     for name, process in parties.processes.items():
                         peaks.watch(name, process.pid)
@@ -379,6 +380,7 @@ def run(setup: PeerSetup, scratch: Path, console: Console) -> PeerResult:
         bin_dir, unavailable = None, str(error)
         console.print(f"[yellow]Flower unavailable, running Consortia alone:[/yellow] {error}")
     runs: list[SystemRun] = []
+    failures: list[str] = []
     for index, seed in enumerate(setup.seeds):
         groups = [group for group in GROUPS if group in setup.groups]
         for group in groups if index % 2 == 0 else groups[::-1]:
@@ -399,22 +401,39 @@ def run(setup: PeerSetup, scratch: Path, console: Console) -> PeerResult:
                 alpha=setup.alpha,
                 party_address=f"tcp://127.0.0.1:{relay_port}",
             )
-            if group == "consortia":
-                outcomes = run_consortia(federation, relay_port, setup, seed)
-            elif group == "flower_sim":
-                assert bin_dir is not None
-                outcomes = run_flower_simulation(federation, setup, seed, bin_dir, root / "flower")
-            else:
-                assert bin_dir is not None
-                isolation: Isolation = "process" if group == "flower_process" else "subprocess"
-                outcomes = [run_flower_deployment(federation, setup, seed, bin_dir, root / "flower", isolation)]
+            try:
+                outcomes = _run_group(group, federation, relay_port, setup, seed, bin_dir, root)
+            except (RuntimeError, TimeoutError, FlowerUnavailable) as error:  # one failed run, not the benchmark
+                failures.append(f"{group} seed {seed}: {str(error).splitlines()[0][:300]}")
+                console.print(f"[red]{failures[-1]}[/red]")
+                continue
             runs += outcomes
             for outcome in outcomes:
                 console.print(
                     f"  seed {seed} {LABELS[outcome.system]}: wall {outcome.wall_s:.1f} s, first round "
                     f"{outcome.first_round_s:.1f} s, round {outcome.round_s:.3f} s, accuracy {outcome.accuracy:.3f}"
                 )
-    return compare(setup, runs, unavailable)
+    result = compare(setup, runs, unavailable)
+    result.failures = failures
+    return result
+
+
+def _run_group(
+    group: str,
+    federation: LocalFederation,
+    relay_port: int,
+    setup: PeerSetup,
+    seed: int,
+    bin_dir: Path | None,
+    root: Path,
+) -> list[SystemRun]:
+    if group == "consortia":
+        return run_consortia(federation, relay_port, setup, seed)
+    assert bin_dir is not None
+    if group == "flower_sim":
+        return run_flower_simulation(federation, setup, seed, bin_dir, root / "flower")
+    isolation: Isolation = "process" if group == "flower_process" else "subprocess"
+    return [run_flower_deployment(federation, setup, seed, bin_dir, root / "flower", isolation)]
 
 
 def compare(setup: PeerSetup, runs: list[SystemRun], unavailable: str | None = None) -> PeerResult:
@@ -507,6 +526,7 @@ def tables(result: PeerResult) -> list[TextTable]:
         )
     if result.flower_unavailable:
         table.notes.append(f"Flower could not run here: {result.flower_unavailable}")
+    table.notes += [f"Failed, not in the medians: {failure}" for failure in result.failures]
     table.notes += [
         "Wall time: from starting the first process of the system (warm: the coordinator, or `flwr run`) to the end "
         "of the run (Consortia: after valuation, promotion, MLflow and DVC records; Flower: after the last round's "
