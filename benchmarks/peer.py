@@ -372,7 +372,7 @@ def summarise(system: System, runs: list[SystemRun]) -> SystemSummary:
 
 
 def run(setup: PeerSetup, scratch: Path, console: Console) -> PeerResult:
-    """For each seed every system, alternating the order (Consortia first, then Flower first)."""
+    """For each seed Consortia and Flower's simulation, alternating which goes first; then Flower's deployments."""
     try:
         bin_dir: Path | None = ensure_flower()
         unavailable = None
@@ -381,38 +381,39 @@ def run(setup: PeerSetup, scratch: Path, console: Console) -> PeerResult:
         console.print(f"[yellow]Flower unavailable, running Consortia alone:[/yellow] {error}")
     runs: list[SystemRun] = []
     failures: list[str] = []
-    for index, seed in enumerate(setup.seeds):
-        groups = [group for group in GROUPS if group in setup.groups]
-        for group in groups if index % 2 == 0 else groups[::-1]:
-            if group != "consortia" and bin_dir is None:
-                continue
-            if group == "flower_subprocess" and seed not in setup.deployment_seeds:
-                continue
-            if group == "flower_process" and seed not in setup.process_seeds:
-                continue
-            relay_port = free_port()
-            root = scratch / f"{group}-seed{seed}"
-            federation = build_federation(
-                root,
-                setup.parties,
-                setup.rounds,
-                seed,
-                setup.hidden,
-                alpha=setup.alpha,
-                party_address=f"tcp://127.0.0.1:{relay_port}",
+    light = [group for group in GROUPS[:2] if group in setup.groups]
+    order = [(seed, group) for i, seed in enumerate(setup.seeds) for group in (light if i % 2 == 0 else light[::-1])]
+    order += [(seed, "flower_subprocess") for seed in setup.deployment_seeds if "flower_subprocess" in setup.groups]
+    order += [(seed, "flower_process") for seed in setup.process_seeds if "flower_process" in setup.groups]
+    for seed, group in order:  # Flower's deployments last: many minutes a run
+        if group != "consortia" and bin_dir is None:
+            continue
+        relay_port = free_port()
+        root = scratch / f"{group}-seed{seed}"
+        federation = build_federation(
+            root,
+            setup.parties,
+            setup.rounds,
+            seed,
+            setup.hidden,
+            alpha=setup.alpha,
+            party_address=f"tcp://127.0.0.1:{relay_port}",
+        )
+        try:
+            outcomes = _run_group(group, federation, relay_port, setup, seed, bin_dir, root)
+        except (RuntimeError, TimeoutError, FlowerUnavailable) as error:  # one failed run, not the benchmark
+            failures.append(f"{group} seed {seed}: {str(error).splitlines()[0][:300]}")
+            console.print(f"[red]{failures[-1]}[/red]")
+            continue
+        runs += outcomes
+        partial = compare(setup, runs, unavailable)
+        partial.failures = failures
+        (scratch / "peer-partial.json").write_text(partial.model_dump_json(indent=1))  # if it must be cut short
+        for outcome in outcomes:
+            console.print(
+                f"  seed {seed} {LABELS[outcome.system]}: wall {outcome.wall_s:.1f} s, first round "
+                f"{outcome.first_round_s:.1f} s, round {outcome.round_s:.3f} s, accuracy {outcome.accuracy:.3f}"
             )
-            try:
-                outcomes = _run_group(group, federation, relay_port, setup, seed, bin_dir, root)
-            except (RuntimeError, TimeoutError, FlowerUnavailable) as error:  # one failed run, not the benchmark
-                failures.append(f"{group} seed {seed}: {str(error).splitlines()[0][:300]}")
-                console.print(f"[red]{failures[-1]}[/red]")
-                continue
-            runs += outcomes
-            for outcome in outcomes:
-                console.print(
-                    f"  seed {seed} {LABELS[outcome.system]}: wall {outcome.wall_s:.1f} s, first round "
-                    f"{outcome.first_round_s:.1f} s, round {outcome.round_s:.3f} s, accuracy {outcome.accuracy:.3f}"
-                )
     result = compare(setup, runs, unavailable)
     result.failures = failures
     return result
@@ -613,8 +614,16 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser.add_argument("--quick", action="store_true", help="3 rounds, one seed; prints, writes no result")
     parser.add_argument("--keep", type=Path, help="keep every workspace and log in this folder")
     parser.add_argument("--only", help=f"comma-separated subset of {', '.join(GROUPS)} (with --quick)")
+    parser.add_argument(
+        "--record-partial",
+        type=Path,
+        help="record the runs a benchmark cut short had finished (its peer-partial.json, kept with --keep)",
+    )
     args = parser.parse_args(arguments)
     console = Console()
+    if args.record_partial:
+        finished = PeerResult.model_validate_json(args.record_partial.read_text())
+        return measure_and_record(NAME, arguments, lambda: finished, tables, console, quick=False)
     setup = PeerSetup(rounds=3, seeds=[0], deployment_seeds=[0], process_seeds=[0]) if args.quick else PeerSetup()
     if args.only and args.quick:
         setup.groups = args.only.split(",")
