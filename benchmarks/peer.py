@@ -130,6 +130,7 @@ class PeerResult(BaseModel):
     summaries: list[SystemSummary]
     goals_met: dict[str, bool] = Field(default_factory=dict)
     failures: list[str] = Field(default_factory=list, description="runs that failed or timed out, not in the medians")
+    notes: list[str] = Field(default_factory=list, description="how this result departs from one whole run")
 
 
 class _ServerMark:
@@ -459,6 +460,21 @@ def compare(setup: PeerSetup, runs: list[SystemRun], unavailable: str | None = N
     return result
 
 
+def merged(parts: list[PeerResult]) -> PeerResult:
+    """The runs of several cut-short benchmarks as one result (the first one's setup, all their runs)."""
+    setup = parts[0].setup.model_copy(
+        update={
+            "deployment_seeds": sorted(
+                {r.seed for part in parts for r in part.runs if r.system == "flower_subprocess"}
+            ),
+            "process_seeds": sorted({r.seed for part in parts for r in part.runs if r.system == "flower_process"}),
+        }
+    )
+    result = compare(setup, [run for part in parts for run in part.runs], parts[0].flower_unavailable)
+    result.failures = [failure for part in parts for failure in part.failures]
+    return result
+
+
 def _optional(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -468,8 +484,8 @@ def tables(result: PeerResult) -> list[TextTable]:
     title = (
         f"Consortia vs Flower {result.flower_version}: digits, {setup.parties} parties, Dirichlet alpha={setup.alpha}, "
         f"{setup.rounds} rounds, medians of the runs (seeds {', '.join(map(str, setup.seeds))}; Flower's deployment "
-        f"engine: seeds {', '.join(map(str, setup.deployment_seeds))} in its default isolation, "
-        f"{', '.join(map(str, setup.process_seeds))} in process isolation, as its runs take minutes)"
+        f"engine: seeds {', '.join(map(str, setup.deployment_seeds)) or 'none'} in its default isolation, "
+        f"{', '.join(map(str, setup.process_seeds)) or 'none'} in process isolation, as its runs take minutes)"
     )
     table = TextTable(
         title,
@@ -528,6 +544,7 @@ def tables(result: PeerResult) -> list[TextTable]:
     if result.flower_unavailable:
         table.notes.append(f"Flower could not run here: {result.flower_unavailable}")
     table.notes += [f"Failed, not in the medians: {failure}" for failure in result.failures]
+    table.notes += result.notes
     table.notes += [
         "Wall time: from starting the first process of the system (warm: the coordinator, or `flwr run`) to the end "
         "of the run (Consortia: after valuation, promotion, MLflow and DVC records; Flower: after the last round's "
@@ -617,12 +634,15 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser.add_argument(
         "--record-partial",
         type=Path,
-        help="record the runs a benchmark cut short had finished (its peer-partial.json, kept with --keep)",
+        nargs="+",
+        help="record the runs that benchmarks cut short had finished (their peer-partial.json, kept with --keep)",
     )
+    parser.add_argument("--note", action="append", default=[], help="with --record-partial: a note for the table")
     args = parser.parse_args(arguments)
     console = Console()
     if args.record_partial:
-        finished = PeerResult.model_validate_json(args.record_partial.read_text())
+        finished = merged([PeerResult.model_validate_json(path.read_text()) for path in args.record_partial])
+        finished.notes += args.note
         return measure_and_record(NAME, arguments, lambda: finished, tables, console, quick=False)
     setup = PeerSetup(rounds=3, seeds=[0], deployment_seeds=[0], process_seeds=[0]) if args.quick else PeerSetup()
     if args.only and args.quick:
