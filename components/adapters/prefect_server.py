@@ -32,7 +32,8 @@ from components.core.errors import EdgeUnavailable
 
 MODE_VARIABLE = "CONSORTIA_PREFECT_SERVER"  # "workspace" (default) or "ephemeral" (Prefect's per-process server)
 SERVER_MARK = "CONSORTIA_PREFECT_WORKSPACE"  # in the server's environment: the workspace it serves
-STARTUP_TIMEOUT_S = 180.0  # a first start migrates a new SQLite database; slow on a loaded 2-core machine
+# A first start migrates a new SQLite database: minutes on a loaded 2-core machine (180 s was seen to fall short).
+STARTUP_TIMEOUT_S = float(os.environ.get("CONSORTIA_PREFECT_STARTUP_TIMEOUT_S", "600"))
 
 
 @dataclass(frozen=True)
