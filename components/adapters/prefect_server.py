@@ -21,12 +21,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import psutil
 
 from components.core.errors import EdgeUnavailable
 
@@ -55,6 +52,8 @@ def wanted() -> bool:
 
 
 def healthy(url: str, timeout_s: float = 2.0) -> bool:
+    import urllib.request  # here, as psutil below: the workspace module is imported by every `--help`
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
             return bool(response.status == 200)
@@ -126,6 +125,8 @@ class WorkspaceServer:
 
     def _is_ours(self, pid: int) -> bool:
         """Guards against a recycled pid: the process must carry this workspace's mark."""
+        import psutil
+
         try:
             return psutil.Process(pid).environ().get(SERVER_MARK) == str(self.home.resolve())
         except psutil.Error:
@@ -172,6 +173,8 @@ class WorkspaceServer:
 def end_servers_under(folder: Path, timeout_s: float = 10.0) -> list[int]:
     """End every workspace server whose PREFECT_HOME is inside ``folder`` (e.g. a test session's temporary
     folders), recorded or not; the pids of the groups ended."""
+    import psutil
+
     inside = str(folder.resolve()) + os.sep
     leaders = []
     for process in psutil.process_iter():
@@ -194,6 +197,8 @@ def _free_port() -> int:
 
 def _end_group(pid: int, timeout_s: float) -> None:
     """SIGTERM the group ``pid`` leads (the CLI and its uvicorn), then SIGKILL what is left after ``timeout_s``."""
+    import psutil
+
     try:
         members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
