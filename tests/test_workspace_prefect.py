@@ -32,6 +32,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.timeout(600)  # two `prefect server start`s: about 50 s on a quiet machine, minutes on a loaded one
 def test_one_server_per_workspace_reused_replaced_when_dead_and_stopped(tmp_path):
     workspace = Workspace.at(tmp_path / "ws").create()
     started = _consortia("prefect", "start", workspace=workspace)
