@@ -164,25 +164,23 @@ def run_consortia(federation: LocalFederation, relay_port: int, setup: PeerSetup
                 launched_at = time.time()
                 coordinator = _start_coordinator(launched, federation, "cold")
                 peaks.watch("coordinator", coordinator.pid, aside=(_ServerMark(), PREFECT))
-                parties.__enter__()  # stopped below, after the warm run
+                parties.__enter__()  # stopped below, after the warm run (or a failure)
                 for name, process in parties.processes.items():
                     peaks.watch(name, process.pid)
                 runs.append(_consortia_run("consortia_cold", seed, launched, federation, relay, peaks, launched_at))
-            try:
-                relay.reset()  # the warm run's bytes only
-                with PeakMemory() as peaks:
-                    if (record := server.record()) is None:
-                        raise RuntimeError("the cold run left no workspace Prefect server")
-                    peaks.watch(PREFECT, record.pid)
-                    for name, process in parties.processes.items():
-                        peaks.watch(name, process.pid)
-                    launched_at = time.time()
-                    coordinator = _start_coordinator(launched, federation, "warm")
-                    peaks.watch("coordinator", coordinator.pid)
-                    runs.append(_consortia_run("consortia_warm", seed, launched, federation, relay, peaks, launched_at))
-            finally:
-                parties.stop()
+            relay.reset()  # the warm run's bytes only
+            with PeakMemory() as peaks:
+                if (record := server.record()) is None:
+                    raise RuntimeError("the cold run left no workspace Prefect server")
+                peaks.watch(PREFECT, record.pid)
+                for name, process in parties.processes.items():
+                    peaks.watch(name, process.pid)
+                launched_at = time.time()
+                coordinator = _start_coordinator(launched, federation, "warm")
+                peaks.watch("coordinator", coordinator.pid)
+                runs.append(_consortia_run("consortia_warm", seed, launched, federation, relay, peaks, launched_at))
     finally:
+        parties.stop()
         server.stop()
     return runs
 
