@@ -514,23 +514,23 @@ def tables(result: PeerResult) -> list[TextTable]:
             _optional(summary.prefect_server_peak_mb, 0),
             _optional(summary.party_peak_mb, 0),
         )
-    if "flower_sim_cold" in by:
-        flower = by["flower_sim_cold"]
-        for system in ("consortia_cold", "consortia_warm"):
-            if system in by:
-                ours = by[system]
-                table.add(
-                    f"{LABELS[system].split(' (')[0]} / Flower simulation cold",
-                    "",
-                    f"{ours.wall_s / flower.wall_s:.2f}",
-                    f"{ours.first_round_s / flower.first_round_s:.2f}",
-                    f"{ours.round_s / flower.round_s:.2f}",
-                    "",
-                    f"{ours.accuracy / flower.accuracy:.3f}",
-                    "",
-                    "",
-                    "",
-                )
+    pairs = [("consortia_cold", "flower_sim_cold"), ("consortia_warm", "flower_sim_cold")]
+    pairs.append(("consortia_warm", "flower_sim_warm"))  # against Flower's best figure
+    for system, other in pairs:
+        if system in by and other in by:
+            ours, flower = by[system], by[other]
+            table.add(
+                f"{LABELS[system].split(' (')[0]} / {LABELS[other].split(' (')[0]}",
+                "",
+                f"{ours.wall_s / flower.wall_s:.2f}",
+                f"{ours.first_round_s / flower.first_round_s:.2f}",
+                f"{ours.round_s / flower.round_s:.2f}",
+                "",
+                f"{ours.accuracy / flower.accuracy:.3f}",
+                "",
+                "",
+                "",
+            )
     goals = result.goals_met
     if goals:
         table.notes.append(
@@ -596,11 +596,24 @@ def goals(result: PeerResult) -> list[Goal]:
     g = result.goals_met
     found = [
         Goal(
-            "Peer workload: warm Consortia wall time at most Flower's simulation engine's, equal or better accuracy",
+            "Peer workload: warm Consortia wall time at most Flower's simulation engine's (a `flwr run` that starts "
+            "its local SuperLink), equal or better accuracy",
             f"warm {warm.wall_s:.1f} s vs {flower.wall_s:.1f} s (ratio {warm.wall_s / flower.wall_s:.2f}); accuracy "
             f"{warm.accuracy:.4f} vs {flower.accuracy:.4f}",
             met(bool(g.get("warm_wall") and g.get("accuracy"))),
         ),
+    ]
+    if "flower_sim_warm" in by:
+        best = by["flower_sim_warm"]
+        found.append(
+            Goal(
+                "Peer workload: warm Consortia wall time at most Flower's best figure (the next `flwr run` on a "
+                "running local simulation SuperLink)",
+                f"warm {warm.wall_s:.1f} s vs {best.wall_s:.1f} s (ratio {warm.wall_s / best.wall_s:.2f})",
+                met(warm.wall_s <= best.wall_s),
+            )
+        )
+    found += [
         Goal(
             "Peer workload: cold Consortia within 1.5x of Flower's simulation engine",
             f"cold {cold.wall_s:.1f} s vs {flower.wall_s:.1f} s (ratio {cold.wall_s / flower.wall_s:.2f})",
