@@ -21,6 +21,8 @@ def run(config: Path, workspace: Workspace, timeline: Path) -> None:
     log_to_file(workspace.coordinator_log)  # as the consortia CLI logs
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
 
+    workspace.prefect_ready()  # as the consortia CLI does: the server started while the imports ran
+
     round_ends: list[float] = []
 
     def on_round(row: RoundRow) -> None:

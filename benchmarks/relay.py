@@ -36,6 +36,11 @@ class CountingRelay:
     def downstream(self) -> int:
         return self._counts["downstream"]
 
+    def reset(self) -> None:
+        """Count from zero again (connections stay open): the next run's bytes only."""
+        with self._lock:
+            self._counts = dict.fromkeys(self._counts, 0)
+
     def __enter__(self) -> CountingRelay:
         self._acceptor.start()
         return self

@@ -31,12 +31,14 @@ from flows.deploy import deploy
 from flows.glm_cli import print_glm
 from flows.options import CronOption, DeploymentNameOption, IntervalOption, WorkspaceOption
 from flows.reproduce_cli import reproduce
+from flows.prefect_cli import prefect_app
 from flows.rewards_report import rewards_report
 from flows.stats_cli import stats
 from flows.sweep_cli import sweep
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+app.add_typer(prefect_app, name="prefect")
 app.command("stats")(stats)
 app.command()(readmit)
 app.command()(deploy)
@@ -94,6 +96,8 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
     """Run the federation flow in this process with one progress bar tick per round."""
     workspace.activate()
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
+
+    workspace.prefect_ready()  # the workspace's Prefect server started while the imports above ran
 
     columns = (
         TextColumn("[bold]{task.description}"),

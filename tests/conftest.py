@@ -47,3 +47,12 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_workspace_server_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """End every workspace Prefect server a test started (under this session's temporary folders) at the end."""
+    yield
+    from components.adapters.prefect_server import end_servers_under
+
+    end_servers_under(tmp_path_factory.getbasetemp())

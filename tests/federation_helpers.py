@@ -39,10 +39,19 @@ def consortia_env(workspace: Path) -> dict[str, str]:
 
 
 def embedded_prefect_env(workspace: Path) -> dict[str, str]:
-    """Like ``consortia_env`` but without PREFECT_API_URL: the coordinator starts Prefect's embedded server."""
+    """Like ``consortia_env`` but without PREFECT_API_URL and with CONSORTIA_PREFECT_SERVER=ephemeral: the
+    coordinator starts Prefect's temporary (embedded) server in its own process, as before workspace servers."""
+    env = workspace_prefect_env(workspace)
+    return {**env, "CONSORTIA_PREFECT_SERVER": "ephemeral", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+
+
+def workspace_prefect_env(workspace: Path) -> dict[str, str]:
+    """Like ``consortia_env`` but without PREFECT_API_URL: the one-machine default, the workspace's own Prefect
+    server (started by the first command that needs it; stop it with ``stop_workspace_server``)."""
     env = consortia_env(workspace)
     env.pop("PREFECT_API_URL", None)
-    return {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}  # 2 shared cores: slow starts
+    env.pop("CONSORTIA_PREFECT_SERVER", None)
+    return env
 
 
 def run_consortia(*args: str, workspace: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.federation_helpers import embedded_prefect_env
+from components.adapters.workspace import Workspace
+from tests.federation_helpers import workspace_prefect_env
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +30,18 @@ def _party_processes(workspace: Path) -> list[psutil.Process]:
 def test_demo_defaults_reach_the_centralized_baseline(tmp_path):
     workspace, summary_path = tmp_path / "ws", tmp_path / "summary.json"
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "flows", "demo", "--workspace", str(workspace), "--summary", str(summary_path)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=embedded_prefect_env(workspace),  # the one-machine default: Prefect's embedded server
-    )
-    seconds = time.perf_counter() - started
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "flows", "demo", "--workspace", str(workspace), "--summary", str(summary_path)],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            env=workspace_prefect_env(workspace),  # the one-machine default: the workspace's own Prefect server
+        )
+        seconds = time.perf_counter() - started
+        assert Workspace.at(workspace).prefect_server().running() is not None  # left running for the next run
+    finally:
+        Workspace.at(workspace).prefect_server().stop()
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(summary_path.read_text())
     final, baseline = summary["final_metrics"]["accuracy"], summary["centralized_baseline"]["accuracy"]

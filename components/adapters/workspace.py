@@ -6,8 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.adapters.prefect_server import WorkspaceServer
+from components.adapters.prefect_server import wanted as server_wanted
+
 DEFAULT_WORKSPACE = Path(".consortia")
 PREFECT_OWNER_VARIABLE = "CONSORTIA_PREFECT_OWNER"  # marks an embedded Prefect server with its coordinator's pid
+ACTIVATED_VARIABLE = "CONSORTIA_PREFECT_WORKSPACE_URL"  # the workspace server's URL that activate() exported
 
 
 def with_installed_driver(url: str) -> str:
@@ -112,10 +116,28 @@ class Workspace:
             "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         }
 
+    def prefect_server(self) -> WorkspaceServer:
+        """The workspace's long-lived Prefect server (started on first use, see prefect_server.py)."""
+        return WorkspaceServer(self.prefect_home, self.logs / "prefect-server.log")
+
     def activate(self) -> None:
-        """Create the folders and export Prefect settings (PREFECT_HOME only without a Prefect server)."""
+        """Create the folders and export Prefect settings: PREFECT_API_URL of the workspace's Prefect server
+        (started if it is not running; ``prefect_ready`` waits for it) unless one is set or
+        CONSORTIA_PREFECT_SERVER=ephemeral chose Prefect's temporary per-process server; PREFECT_HOME only
+        without a server of the user's own."""
         self.create()
         environment = self.prefect_environment()
         if os.environ.get("PREFECT_API_URL"):
             environment.pop("PREFECT_HOME")
+        elif server_wanted():
+            environment["PREFECT_API_URL"] = self.prefect_server().begin().url
+            environment[ACTIVATED_VARIABLE] = environment["PREFECT_API_URL"]
         os.environ.update(environment)
+
+    def prefect_ready(self) -> None:
+        """Wait until the workspace's Prefect server that ``activate`` started answers (no-op otherwise): call
+        it after the imports, which overlap the server's start-up, and before the first flow."""
+        if os.environ.get(ACTIVATED_VARIABLE) and os.environ.get(ACTIVATED_VARIABLE) == os.environ.get(
+            "PREFECT_API_URL"
+        ):
+            self.prefect_server().wait()

@@ -20,10 +20,18 @@ def local_rows(path: str, target: str) -> tuple[np.ndarray, np.ndarray]:
     return load_rows(Path(path), target)
 
 
+def data_path(context: Context) -> str:
+    """This party's rows: a SuperNode's ``data`` node config (deployment), or the ``partition-id``-th path of
+    the ``party-data`` run config (simulation, whose virtual SuperNodes carry only a partition id)."""
+    if "data" in context.node_config:
+        return str(context.node_config["data"])
+    return str(context.run_config["party-data"]).split(",")[int(context.node_config["partition-id"])]
+
+
 @app.query()
 def profile(msg: Message, context: Context) -> Message:
     """Row count and per-feature sums, as Consortia's PROFILE reply (never rows)."""
-    features, _ = local_rows(str(context.node_config["data"]), str(msg.content["config"]["target"]))
+    features, _ = local_rows(data_path(context), str(msg.content["config"]["target"]))
     x = features.astype(np.float64)
     sums = ArrayRecord({"sum": Array(x.sum(axis=0)), "sum_sq": Array(np.square(x).sum(axis=0))})
     return Message(RecordDict({"sums": sums, "count": MetricRecord({"count": len(x)})}), reply_to=msg)
@@ -32,7 +40,7 @@ def profile(msg: Message, context: Context) -> Message:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
-    features, labels = local_rows(str(context.node_config["data"]), str(config["target"]))
+    features, labels = local_rows(data_path(context), str(config["target"]))
     model = build_model(int(config["n-features"]), int(config["n-classes"]), parse_hidden(str(config["hidden"])), 0)
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     started = time.perf_counter()
