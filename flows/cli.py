@@ -30,8 +30,8 @@ from flows.contract_cli import contract_app
 from flows.deploy import deploy
 from flows.glm_cli import print_glm
 from flows.options import CronOption, DeploymentNameOption, IntervalOption, WorkspaceOption
-from flows.reproduce_cli import reproduce
 from flows.prefect_cli import prefect_app
+from flows.reproduce_cli import reproduce
 from flows.rewards_report import rewards_report
 from flows.stats_cli import stats
 from flows.sweep_cli import sweep
