@@ -108,6 +108,7 @@ def measure(
     cores = psutil.cpu_count() or 1
     try:
         session.start_tracking()
+        session.validate()  # as the flow: parties accept the run's plan, then validate their rows (weights' bound)
         session.initialise()
         for round_number in range(1, rounds + 2):
             started = time.perf_counter()

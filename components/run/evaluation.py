@@ -50,13 +50,19 @@ class Evaluator:
         self.run_id = run_id
         self.timeout_s = timeout_s
         self.min_parties = min_parties
+        self._request = EvaluateRequest(model=spec, contract_hash=contract.content_hash).model_dump()
 
     def metrics(self, params: Params, round_number: int) -> dict[str, float]:
         if self.holdout is not None:
             return evaluate(self.spec, params, self.holdout.features, self.holdout.labels)
-        body = EvaluateRequest(model=self.spec, contract_hash=self.contract.content_hash).model_dump()
         exchange = self.coordinator.exchange(
-            self.online(), Kind.EVALUATE, self.run_id, round_number, body, tensors=params, timeout_s=self.timeout_s
+            self.online(),
+            Kind.EVALUATE,
+            self.run_id,
+            round_number,
+            self._request,
+            tensors=params,
+            timeout_s=self.timeout_s,
         )
         refuse_contract_mismatches(exchange.errors, self.contract)
         require_answers(exchange, "evaluation", self.min_parties)
