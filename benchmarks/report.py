@@ -86,7 +86,7 @@ def dashboard_body(data: dict[str, Any], record: Record | None) -> str:
 
 SECTIONS: dict[str, Section] = {
     "peer": Section("Peer comparison: Consortia vs Flower", *own(peer.PeerResult, peer.tables, peer.goals)),
-    "overhead": Section("Overhead per round", *own(overhead.OverheadResult, overhead.tables)),
+    "overhead": Section("Overhead per round", *own(overhead.OverheadResult, overhead.tables, overhead.goals)),
     "startup": Section("Start-up", *own(startup.StartupResult, startup.tables, startup.goals)),
     "transport": Section(
         "Transport: protocol vs raw pyzmq", *own(transport.TransportResult, transport.tables, transport.goals)

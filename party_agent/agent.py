@@ -164,7 +164,10 @@ class PartyAgent:
     # ---- main loop ----
     def run(self) -> None:
         """Serve every configured coordinator until stopped (SIGTERM/SIGINT or ``stop()``)."""
-        links = [self, *(self._linked(c) for c in self.config.coordinators)]
+        # validate first, then say hello: a party that joined while its worker was still validating would
+        # queue its first training request behind that and miss the round
+        self._own_validation = self._worker.submit(self._validate_own_data)
+        links = [self, *(self._linked(c) for c in self.config.coordinators)]  # they share that validation
         endpoints = [self._dealer(k.config.coordinator, k.config.coordinator_public_key, self.keys) for k in links]
         self._install_signal_handlers()
         log.info(
@@ -173,9 +176,6 @@ class PartyAgent:
             len(self.frame),
             ", ".join(link.config.coordinator for link in links),
         )
-        # validate first, then say hello: a party that joined while its worker was still validating would
-        # queue its first training request behind that and miss the round
-        self._own_validation = self._worker.submit(self._validate_own_data)
         futures.wait([self._own_validation])
         self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
         others = [
@@ -474,7 +474,8 @@ class PartyAgent:
             seconds=time.perf_counter() - started,
         )
         log.info(
-            "round %d: trained on %d rows, loss %.4f",
+            "run %s round %d: trained on %d rows, loss %.4f",
+            request.run_id,
             request.round,
             result.num_examples,
             result.loss,

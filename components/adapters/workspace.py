@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 DEFAULT_WORKSPACE = Path(".consortia")
 PREFECT_OWNER_VARIABLE = "CONSORTIA_PREFECT_OWNER"  # marks an embedded Prefect server with its coordinator's pid
@@ -54,6 +58,14 @@ class Workspace:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Held while a process opens the workspace's stores, creating what is missing (MLflow's migrations, the
+        store's tables, the DVC repository): coordinators that start at once in one workspace take turns."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.root / ".setup.lock"):
+            yield
 
     @property
     def logs(self) -> Path:
