@@ -84,9 +84,33 @@ def dashboard_body(data: dict[str, Any], record: Record | None) -> str:
     return printed(lambda console: dashboard.show(result, console))
 
 
+def heartbeat_flood_body(data: dict[str, Any], record: Record | None) -> str:
+    """Honest rounds while one admitted party floods heartbeats, with and without the per-party rate limit."""
+    table = TextTable(
+        f"Round time while one party floods {data['flood_messages']:,} heartbeats, medians of "
+        f"{len(data['pairs'])} alternating runs",
+        ["round", "reference (s)", "rate-limited (s)", "limited / reference", "no limit (s)", "no limit / reference"],
+    )
+    for row in data["rounds"]:
+        table.add(
+            row["round"],
+            f"{row['reference_s']:.2f}",
+            f"{row['flooded_s']:.2f}",
+            f"{row['ratio']:.2f}",
+            f"{row['unlimited_s']:.2f}",
+            f"{row['unlimited_ratio']:.2f}",
+        )
+    notes = (
+        f"- With the limit: {data['store_calls_for_flooder']} store calls name the flooder, "
+        f"{data['dropped']:,} replies dropped, flooder disconnected: {data['disconnected']}; without it "
+        f"{data['unlimited_store_calls_for_flooder']:,} store calls.\n"
+    )
+    return table.markdown() + "\n" + notes
+
+
 SECTIONS: dict[str, Section] = {
     "peer": Section("Peer comparison: Consortia vs Flower", *own(peer.PeerResult, peer.tables, peer.goals)),
-    "overhead": Section("Overhead per round", *own(overhead.OverheadResult, overhead.tables)),
+    "overhead": Section("Overhead per round", *own(overhead.OverheadResult, overhead.tables, overhead.goals)),
     "startup": Section("Start-up", *own(startup.StartupResult, startup.tables, startup.goals)),
     "transport": Section(
         "Transport: protocol vs raw pyzmq", *own(transport.TransportResult, transport.tables, transport.goals)
@@ -101,6 +125,7 @@ SECTIONS: dict[str, Section] = {
         "Valuation properties (benchmarks/valuation_properties.py)", valuation_properties_body
     ),
     "dashboard": Section("Dashboard render times (benchmarks/dashboard.py)", dashboard_body),
+    "heartbeat_flood": Section("Heartbeat flood (benchmarks/heartbeat_flood.py)", heartbeat_flood_body),
 }
 
 

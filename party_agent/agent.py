@@ -1,11 +1,15 @@
-"""The party agent daemon: connects to the coordinator, answers requests, sends heartbeats.
+"""The party agent daemon: connects to its coordinators, answers requests, sends heartbeats.
 
-Local work (validation, training) runs on a worker thread so heartbeats keep flowing while busy.
+Local work (validation, training) runs on worker threads so heartbeats keep flowing while busy. An agent can
+serve several coordinators at once (``coordinators`` in party.yaml), each over its own connection and with its
+own runs; its policy's ``max_concurrent_runs`` (default: the cores) bounds how many runs' requests are worked on
+at once, and a request beyond it waits its turn (in arrival order) instead of being refused.
 Only summaries, metrics and model weights ever leave this process.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import os
@@ -68,7 +72,7 @@ from components.core.secagg.vectors import encode_update
 from components.core.splits import ValidationSplit
 from components.core.strategies.dp import privatize_update
 from party_agent.audit import AuditLog
-from party_agent.config import PartyConfig, requests_folder
+from party_agent.config import CoordinatorAddress, PartyConfig, requests_folder
 from party_agent.glm import glm_sums
 from party_agent.glm import reply as glm_reply
 from party_agent.plans import PlanDesk, load_policy
@@ -82,6 +86,25 @@ log = logging.getLogger("party_agent")
 class _Job:
     request: Envelope
     future: Future[tuple[Kind, dict[str, Any], Params]]
+
+
+class _Slots:
+    """How many runs' requests are being worked on, of at most ``limit`` (shared by every coordinator's link)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Count one more request; True if it has to wait for a free slot."""
+        with self._lock:
+            self.busy += 1
+            return self.busy > self.limit
+
+    def give(self, _: object = None) -> None:
+        with self._lock:
+            self.busy -= 1
 
 
 class PartyAgent:
@@ -112,33 +135,69 @@ class PartyAgent:
         policy = load_policy(config.policy)
         self.plans = PlanDesk(policy or PartyPolicy(), requests_folder(config), enforce=policy is not None)
         self.privacy_budget = (policy.privacy_budget if policy else None) or config.privacy_budget
+        limit = (policy.max_concurrent_runs if policy else None) or os.cpu_count() or 1
+        self._slots = _Slots(limit)
+        self._worker = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="party-work")
+        self._lock = threading.RLock()  # the plan desk, the audit log and the wire log, shared by every link
+        self._stop = threading.Event()
+        self._own_validation: Future[ValidationSummary] | None = None
+        self._reset_link()
+
+    def _reset_link(self) -> None:
+        """The state of one coordinator's link: its request in progress, held plans, secure-aggregation round."""
         self._held: dict[str, Envelope] = {}  # run id -> plan request waiting for the owner
         self._held_polled = 0.0
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="party-work")
         self._job: _Job | None = None
-        self._stop = threading.Event()
         self._current = ("", 0)
         self._secagg: tuple[tuple[str, int], SecAggClient] | None = None
         self._hello_sent_at = float("-inf")
-        self._own_validation: Future[ValidationSummary] | None = None
+
+    def _linked(self, coordinator: CoordinatorAddress) -> PartyAgent:
+        """This agent as seen by one more coordinator: the same data, keys, policy, plan desk, logs and workers,
+        its own connection and link state."""
+        link = copy.copy(self)
+        link.config = self.config.model_copy(
+            update={"coordinator": coordinator.address, "coordinator_public_key": coordinator.public_key}
+        )
+        link._reset_link()
+        return link
 
     # ---- main loop ----
     def run(self) -> None:
-        """Serve until stopped (SIGTERM/SIGINT or ``stop()``)."""
-        endpoint = self._dealer(self.config.coordinator, self.config.coordinator_public_key, self.keys)
+        """Serve every configured coordinator until stopped (SIGTERM/SIGINT or ``stop()``)."""
+        # validate first, then say hello: a party that joined while its worker was still validating would
+        # queue its first training request behind that and miss the round
+        self._own_validation = self._worker.submit(self._validate_own_data)
+        links = [self, *(self._linked(c) for c in self.config.coordinators)]  # they share that validation
+        endpoints = [self._dealer(k.config.coordinator, k.config.coordinator_public_key, self.keys) for k in links]
         self._install_signal_handlers()
         log.info(
             "party %s: %d rows, joining %s",
             self.config.name,
             len(self.frame),
-            self.config.coordinator,
+            ", ".join(link.config.coordinator for link in links),
         )
-        # validate first, then say hello: a party that joined while its one worker was still validating would
-        # queue its first training request behind that and miss the round
-        self._own_validation = self._worker.submit(self._validate_own_data)
         futures.wait([self._own_validation])
-        self._say_hello(endpoint)
         self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
+        others = [
+            threading.Thread(target=link._serve, args=(endpoint,), name=f"coordinator-{index}", daemon=True)
+            for index, (link, endpoint) in enumerate(zip(links, endpoints, strict=True))
+            if index > 0
+        ]
+        for thread in others:
+            thread.start()
+        try:
+            self._serve(endpoints[0])
+        finally:
+            self._stop.set()
+            for thread in others:
+                thread.join(timeout=5)
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            log.info("party %s stopped", self.config.name)
+
+    def _serve(self, endpoint: DealerPort) -> None:
+        """Say hello to this link's coordinator, then answer it until stopped."""
+        self._say_hello(endpoint)
         last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -154,9 +213,7 @@ class PartyAgent:
                     last_beat = time.monotonic()
         finally:
             self._send(endpoint, Envelope(kind=Kind.BYE, sender=self.config.name))
-            self._worker.shutdown(wait=False, cancel_futures=True)
             endpoint.close()
-            log.info("party %s stopped", self.config.name)
 
     def stop(self) -> None:
         self._stop.set()
@@ -172,10 +229,11 @@ class PartyAgent:
 
     def _send(self, endpoint: DealerPort, envelope: Envelope, tensors: Params | None = None) -> None:
         frames = encode(envelope, tensors)
-        if self.wire is not None:
-            self.wire.record(frames)
-        if self.audit is not None:
-            self.audit.sent(envelope, frames)
+        with self._lock:
+            if self.wire is not None:
+                self.wire.record(frames)
+            if self.audit is not None:
+                self.audit.sent(envelope, frames)
         endpoint.send(frames)
 
     # ---- requests ----
@@ -202,10 +260,10 @@ class PartyAgent:
             return
         if envelope.kind == Kind.SHUTDOWN:
             self._log_run_end(envelope)
-            self.plans.finished(envelope.run_id)
             return
         if envelope.kind == Kind.PLAN:  # decided here, not on the worker: a plan is read, never run
-            self._receive_plan(endpoint, envelope)
+            with self._lock:
+                self._receive_plan(endpoint, envelope)
             return
         if self._job is not None:
             self._send(endpoint, self._error(envelope, "busy", "a previous request is still running"))
@@ -230,13 +288,23 @@ class PartyAgent:
             log.warning("refused %s: %s", envelope.kind.value, refusal)
             self._send(endpoint, self._error(envelope, CONTRACT_MISMATCH, refusal))
             return
-        refusal = self.plans.refusal(envelope.run_id)
+        with self._lock:
+            refusal = self.plans.refusal(envelope.run_id)
         if refusal is not None:  # nothing runs on this party's data outside a plan it accepted
             log.warning("refused %s: %s", envelope.kind.value, refusal)
             self._send(endpoint, self._error(envelope, "PolicyRefusal", refusal))
             return
         self._current = (envelope.run_id, envelope.round)
-        self._job = _Job(envelope, self._worker.submit(handler, envelope, tensors))
+        if self._slots.take():
+            log.info(
+                "%s of run %s waits its turn: %d runs' requests at once at most (max_concurrent_runs)",
+                envelope.kind.value,
+                envelope.run_id,
+                self._slots.limit,
+            )
+        future = self._worker.submit(handler, envelope, tensors)
+        future.add_done_callback(self._slots.give)
+        self._job = _Job(envelope, future)
 
     # ---- run plans ----
     def _receive_plan(self, endpoint: DealerPort, request: Envelope) -> None:
@@ -271,7 +339,8 @@ class PartyAgent:
         self._held_polled = time.monotonic()
         for run_id, request in list(self._held.items()):
             try:
-                decision = self.plans.poll(run_id)
+                with self._lock:
+                    decision = self.plans.poll(run_id)
             except (ValueError, OSError) as error:  # a file the owner is editing by hand
                 log.warning("could not read the plan of run %s: %s", run_id, error)
                 continue
@@ -384,7 +453,8 @@ class PartyAgent:
 
     def _train(self, request: Envelope, tensors: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(TrainRequest, request.body)
-        outside = self.plans.outside_plan(request.run_id, request.round, asked.model, asked.training.local_epochs)
+        with self._lock:
+            outside = self.plans.outside_plan(request.run_id, request.round, asked.model, asked.training.local_epochs)
         if outside is not None:
             raise PolicyRefusal(f"refusing round {request.round}: {outside}")
         if not within_hours(self.plans.policy.training_hours, datetime.now().time()):
@@ -408,7 +478,8 @@ class PartyAgent:
             seconds=time.perf_counter() - started,
         )
         log.info(
-            "round %d: trained on %d rows, loss %.4f",
+            "run %s round %d: trained on %d rows, loss %.4f",
+            request.run_id,
             request.round,
             result.num_examples,
             result.loss,

@@ -12,6 +12,15 @@ from components.core.protocol.bodies import PrivacyBudget
 from components.core.splits import ValidationSplit
 
 
+class CoordinatorAddress(BaseModel):
+    """One more coordinator this party serves: where it listens and its CURVE public key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str
+    public_key: str = Field(min_length=40, max_length=40)
+
+
 class PartyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -22,6 +31,11 @@ class PartyConfig(BaseModel):
     coordinator: str = "tcp://127.0.0.1:5555"
     coordinator_public_key: str = Field(min_length=40, max_length=40)
     secret_key_file: Path
+    coordinators: list[CoordinatorAddress] = Field(
+        default_factory=list,
+        description="further coordinators served at the same time as `coordinator`, each with its own runs "
+        "(the policy's max_concurrent_runs bounds how many runs are worked on at once; the rest wait their turn)",
+    )
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     privacy_budget: PrivacyBudget | None = Field(
         default=None, description="Refuse to train in a run whose differential-privacy spend would exceed this."

@@ -44,7 +44,6 @@ class PlanDesk:
         self.folder = folder
         self.enforce = enforce
         self.accepted: dict[str, RunPlan] = {}
-        self.running: set[str] = set()  # accepted runs not yet finished
 
     def receive(self, plan: RunPlan, coordinator_key: str, now: datetime | None = None) -> PlanDecision | None:
         """The decision to send now, or None when the plan is held for the owner. A plan the owner already
@@ -58,7 +57,7 @@ class PlanDesk:
         ):
             return self._settle(earlier)
         moment = now or datetime.now()
-        decision = decide(self.policy, plan, coordinator_key, moment.time(), self.running)
+        decision = decide(self.policy, plan, coordinator_key, moment.time())
         status = _STATUS[decision.verdict]
         request = PlanRequest(
             run_id=plan.run_id,
@@ -81,11 +80,7 @@ class PlanDesk:
         decision = request.decision or PlanDecision(verdict="reject", reason="no decision recorded")
         if request.status == "accepted":
             self.accepted[request.run_id] = request.plan
-            self.running.add(request.run_id)
         return decision
-
-    def finished(self, run_id: str) -> None:
-        self.running.discard(run_id)
 
     def accepted_plan(self, run_id: str) -> RunPlan | None:
         """The plan this party accepted for ``run_id``, also one accepted before this agent restarted."""

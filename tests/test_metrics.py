@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from components.ml.metrics import classification_metrics, one_vs_rest_roc_auc
 
@@ -33,3 +33,19 @@ def test_a_class_without_rows_is_left_to_sklearn():
         metrics = classification_metrics(labels, proba, n_classes=3)
 
     assert metrics["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classification_metrics_equal_sklearns_on_float32_probabilities_with_ties(n_classes):
+    rng = np.random.default_rng(1)
+    rounded = np.round(rng.dirichlet(np.ones(n_classes), size=300), 1).astype(np.float32) + np.float32(1e-9)
+    proba = rounded / rounded.sum(axis=1, keepdims=True)  # many tied scores, some near 0 (clipped)
+    labels = rng.integers(0, n_classes, size=300)
+
+    metrics = classification_metrics(labels, proba, n_classes=n_classes)
+
+    assert metrics["accuracy"] == accuracy_score(labels, proba.argmax(axis=1))
+    clipped = np.clip(proba, 1e-7, 1.0)
+    assert metrics["loss"] == pytest.approx(log_loss(labels, clipped, labels=range(n_classes)), rel=1e-6)
+    auc = roc_auc_score(labels, proba[:, 1]) if n_classes == 2 else roc_auc_score(labels, proba, multi_class="ovr")
+    assert metrics["roc_auc"] == pytest.approx(auc, abs=1e-12)

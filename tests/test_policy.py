@@ -76,12 +76,6 @@ def test_the_model_plugin_rule_takes_a_name_or_a_name_and_version():
     assert decide(PartyPolicy(plugins=["tiny-cnn==1.0.0"]), plan(model=PLUGIN), KEY, NOON).verdict == "accept"
 
 
-def test_the_concurrent_runs_rule_counts_other_running_runs():
-    policy = PartyPolicy(max_concurrent_runs=1)
-    assert decide(policy, plan(), KEY, NOON, running={"run-0"}).rule == "max_concurrent_runs"
-    assert decide(policy, plan(), KEY, NOON, running={"run-1"}).verdict == "accept"  # the same run, resumed
-
-
 def test_a_manual_policy_holds_a_plan_that_keeps_every_rule_and_still_rejects_one_that_breaks_a_rule():
     policy = PartyPolicy(approval="manual", max_rounds=10)
     assert decide(policy, plan(), KEY, NOON).verdict == "hold"

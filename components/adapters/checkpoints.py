@@ -1,4 +1,8 @@
-"""Round checkpoints on disk: global parameters, strategy state and round updates as .npz (no pickle)."""
+"""Round checkpoints on disk: global parameters, strategy state and round updates as .npz (no pickle).
+
+A run's round writes go through its ``WriteBehind`` (in order, off the round's path); the latest round's model
+and strategy state are kept in memory, so the next round and the evaluation do not read back what was just
+written. Every other read waits for the queued writes first."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from components.adapters.write_behind import WriteBehind
 from components.core.errors import RunStateError
 from components.core.params import Params
 from components.core.strategies.base import ClientUpdate
@@ -49,6 +54,8 @@ class RunCheckpoints:
     def __init__(self, root: Path, run_id: str) -> None:
         self.run_id = run_id
         self.folder = root / run_id
+        self.writer = WriteBehind(f"checkpoints-{run_id}"[:60])
+        self._latest: tuple[int, Params, Params] | None = None  # round, global model, strategy state (read-only)
 
     def global_params(self, round_number: int) -> Path:
         return self.folder / f"global_{round_number:04d}.npz"
@@ -102,36 +109,56 @@ class RunCheckpoints:
         return False
 
     def save_round(self, round_number: int, params: Params, strategy_state: Params) -> None:
-        """The round's new global model and the strategy state that produced it."""
-        save_arrays(self.global_params(round_number), params)
-        save_arrays(self.strategy_state(round_number), strategy_state)
+        """The round's new global model and the strategy state that produced it (kept as read-only copies)."""
+        params, strategy_state = _frozen_copy(params), _frozen_copy(strategy_state)
+        self._latest = (round_number, params, strategy_state)
+        self.writer.submit(save_arrays, self.global_params(round_number), params)
+        self.writer.submit(save_arrays, self.strategy_state(round_number), strategy_state)
 
     def mark_finished(self, round_number: int, tracking_run_id: str | None) -> None:
-        """Record ``round_number`` as the last finished round: where a resume starts from."""
-        save_json(self.state, {"last_round": round_number, "mlflow_run_id": tracking_run_id})
+        """Record ``round_number`` as the last finished round: where a resume starts from (written after every
+        write queued before it)."""
+        self.writer.submit(save_json, self.state, {"last_round": round_number, "mlflow_run_id": tracking_run_id})
 
     def load_global(self, round_number: int) -> Params:
+        """A round's global model (read-only arrays when it is the latest saved round)."""
+        if self._latest is not None and self._latest[0] == round_number:
+            return dict(self._latest[1])
+        self.writer.flush()
         return load_arrays(self.global_params(round_number))
 
     def load_strategy_state(self, round_number: int) -> Params:
+        if self._latest is not None and self._latest[0] == round_number:
+            return {name: array.copy() for name, array in self._latest[2].items()}  # a strategy may update it
+        self.writer.flush()
         path = self.strategy_state(round_number)
         return load_arrays(path) if path.exists() else {}
 
     def save_updates(self, round_number: int, updates: list[ClientUpdate]) -> None:
         """Every party's checked update of a round, for valuation and reward models."""
         for update in updates:
-            save_arrays(self.update(round_number, update.party), update.params)
+            self.writer.submit(save_arrays, self.update(round_number, update.party), update.params)
         meta = {u.party: {"num_examples": u.num_examples, "metrics": u.metrics} for u in updates}
-        save_json(self.updates_meta(round_number), meta)
+        self.writer.submit(save_json, self.updates_meta(round_number), meta)
+
+    def flush(self) -> None:
+        """Wait for every queued write (raises the first that failed)."""
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Flush, then stop the writer's thread."""
+        self.writer.close()
 
     def discard_updates(self) -> int:
         """Delete every round's per-party updates (global models and strategy state stay); how many were kept."""
+        self.writer.flush()
         folder = self.folder / "updates"
         count = sum(1 for _ in folder.glob("*/*.npz")) if folder.exists() else 0
         shutil.rmtree(folder, ignore_errors=True)
         return count
 
     def load_updates(self, round_number: int) -> list[ClientUpdate]:
+        self.writer.flush()
         meta = json.loads(self.updates_meta(round_number).read_text())
         return [
             ClientUpdate(
@@ -145,9 +172,18 @@ class RunCheckpoints:
 
     def last_round(self) -> int:
         """The last round whose global parameters were saved (0 = only the initial model)."""
+        self.writer.flush()
         if not self.state.exists():
             return -1
         return int(json.loads(self.state.read_text())["last_round"])
+
+
+def _frozen_copy(arrays: Params) -> Params:
+    """Copies the caller cannot change under a queued write (a strategy may update its state in place)."""
+    copies = {name: np.array(a, copy=True) for name, a in arrays.items()}
+    for array in copies.values():
+        array.flags.writeable = False
+    return copies
 
 
 def shown_status(root: Path, run_id: str, stored: str) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from components.adapters.prefect_server import WorkspaceServer
 from components.adapters.prefect_server import wanted as server_wanted
@@ -64,6 +68,14 @@ class Workspace:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Held while a process opens the workspace's stores, creating what is missing (MLflow's migrations, the
+        store's tables, the DVC repository): coordinators that start at once in one workspace take turns."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.root / ".setup.lock"):
+            yield
 
     @property
     def logs(self) -> Path:

@@ -2,13 +2,14 @@
 
 Every rule is one field of ``PartyPolicy``; an unset rule allows anything. A plan that breaks a rule is
 rejected with that rule's name; a plan that breaks none is accepted, or held for a person to approve
-when ``approval`` is ``manual``. Pure: the clock and the party's running plans are arguments.
+when ``approval`` is ``manual``. Pure: the clock is an argument.
+``max_concurrent_runs`` is no plan rule: it bounds how many runs' requests the agent works on at once, and the
+requests of further runs wait their turn (``party_agent.agent``); a plan is never refused for it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from datetime import time
 from typing import Literal
 
@@ -34,7 +35,12 @@ class PartyPolicy(BaseModel):
     tasks: list[TaskKind] | None = None
     max_rounds: int | None = Field(default=None, ge=1)
     max_local_epochs: int | None = Field(default=None, ge=1)
-    max_concurrent_runs: int | None = Field(default=None, ge=1)
+    max_concurrent_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="runs whose requests are worked on at once (default: the cores); further runs' requests wait "
+        "their turn, in arrival order",
+    )
     require_secure_aggregation: bool = False
     require_dp: bool = False
     min_noise_multiplier: float | None = Field(default=None, ge=0)
@@ -72,11 +78,9 @@ def _plugin_allowed(allowed: list[str], name: str, version: str) -> bool:
     return name in allowed or f"{name}=={version}" in allowed
 
 
-def broken_rule(
-    policy: PartyPolicy, plan: RunPlan, coordinator_key: str, now: time, running: Collection[str]
-) -> tuple[str, str] | None:
-    """The first rule ``plan`` breaks and why, or None. ``running``: run ids this party has accepted and not
-    yet seen finish; ``coordinator_key``: the key of the coordinator that sent the plan."""
+def broken_rule(policy: PartyPolicy, plan: RunPlan, coordinator_key: str, now: time) -> tuple[str, str] | None:
+    """The first rule ``plan`` breaks and why, or None; ``coordinator_key``: the key of the coordinator that sent
+    the plan."""
     model = plan.model
     plugin = f"{model.plugin.name}=={model.plugin.version}" if model.plugin else ""
     checks: list[tuple[str, bool, str]] = [
@@ -123,11 +127,6 @@ def broken_rule(
             f"{plan.local_epochs} local epochs, at most {policy.max_local_epochs} allowed",
         ),
         (
-            "max_concurrent_runs",
-            policy.max_concurrent_runs is None or len(set(running) - {plan.run_id}) < policy.max_concurrent_runs,
-            f"already serving {len(set(running) - {plan.run_id})} runs, at most {policy.max_concurrent_runs} at once",
-        ),
-        (
             "require_secure_aggregation",
             not policy.require_secure_aggregation or plan.secure_aggregation,
             "this party requires secure aggregation and the run does not use it",
@@ -162,11 +161,9 @@ def broken_rule(
     return None
 
 
-def decide(
-    policy: PartyPolicy, plan: RunPlan, coordinator_key: str, now: time, running: Collection[str] = ()
-) -> PlanDecision:
+def decide(policy: PartyPolicy, plan: RunPlan, coordinator_key: str, now: time) -> PlanDecision:
     """Reject naming the broken rule; otherwise accept, or hold for a person under ``approval: manual``."""
-    broken = broken_rule(policy, plan, coordinator_key, now, running)
+    broken = broken_rule(policy, plan, coordinator_key, now)
     if broken is not None:
         return PlanDecision(verdict="reject", rule=broken[0], reason=broken[1])
     if policy.approval == "manual":

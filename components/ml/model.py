@@ -19,6 +19,7 @@ The standardisation tensors are the exception the strategies already make: fitte
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -100,17 +101,43 @@ def serving_model(spec: ModelSpec, model: nn.Module) -> nn.Module:
     return wrapped.eval()
 
 
+# torch's global generator, held while it is seeded and drawn from (initialisation here, dropout in training), so
+# that the threads of concurrent runs (a party serving several coordinators) never draw from each other's seeds
+GLOBAL_RNG = threading.RLock()
+_BUILT = threading.local()  # per thread: spec (as JSON) -> a model built for it, reloaded by ``model_for``
+_BUILT_KEPT = 4
+
+
 def build_model(spec: ModelSpec) -> FederatedModel:
     """A freshly initialised model; the same seed gives the same weights everywhere.
 
     A plug-in model that is missing or installed at another version raises ``ConfigError``."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(spec.seed)
-    try:
-        body = build_plugin_body(spec) if spec.kind == "plugin" else build_body(spec)
-        return FederatedModel(spec, body)
-    finally:
-        torch.random.set_rng_state(generator_state)
+    with GLOBAL_RNG:
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(spec.seed)
+        try:
+            body = build_plugin_body(spec) if spec.kind == "plugin" else build_body(spec)
+            return FederatedModel(spec, body)
+        finally:
+            torch.random.set_rng_state(generator_state)
+
+
+def model_for(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> FederatedModel:
+    """A model of ``spec`` holding ``params`` (every parameter and buffer): built once per thread and declared
+    spec, then reloaded, so that rounds do not initialise a new model per message. A plug-in is built afresh
+    every time (it may keep state outside its state dict)."""
+    if spec.kind == "plugin":
+        model = build_model(spec)
+    else:
+        models: dict[str, FederatedModel] = _BUILT.__dict__.setdefault("models", {})
+        key = spec.model_dump_json()
+        model = models.get(key)  # type: ignore[assignment]
+        if model is None:
+            if len(models) >= _BUILT_KEPT:
+                models.clear()
+            model = models[key] = build_model(spec)
+    set_params(model, params)
+    return model
 
 
 def get_params(model: nn.Module) -> Params:

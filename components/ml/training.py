@@ -13,7 +13,8 @@ optimiser (SGD, Adam, AdamW) starts fresh every round. Shuffling and dropout are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from components.core.errors import ConfigError, ContractError
 from components.core.model_spec import ModelSpec
 from components.core.params import Params
 from components.ml.metrics import task_metrics
-from components.ml.model import build_model, get_params, set_params
+from components.ml.model import GLOBAL_RNG, get_params, model_for
 from components.ml.plugins import plugin_loss
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -103,6 +104,17 @@ def _batches(order: torch.Tensor, size: int, no_singletons: bool) -> list[torch.
     return batches
 
 
+_RANDOM_IN_TRAINING = (nn.modules.dropout._DropoutNd, nn.RReLU)  # layers that draw from torch's global generator
+
+
+@contextlib.contextmanager
+def _global_seed(seed: int) -> Iterator[None]:
+    """Torch's global generator seeded for this round (dropout masks), restored after, held under ``GLOBAL_RNG``."""
+    with GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def train_local(
     spec: ModelSpec,
     params: Mapping[str, np.ndarray],
@@ -118,8 +130,7 @@ def train_local(
     torch updates them in training mode and are returned with the weights.
     """
     torch.set_num_threads(1)
-    model = build_model(spec)
-    set_params(model, params)
+    model = model_for(spec, params)
     loss_fn = loss_function(spec, training)
     anchor = [p.detach().clone() for p in model.parameters()] if training.proximal_mu > 0 else None
     x = torch.tensor(np.asarray(features, dtype=np.float32))
@@ -133,8 +144,8 @@ def train_local(
     no_singletons = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     model.train()
     total, seen = 0.0, 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # dropout masks
+    stochastic = spec.kind == "plugin" or any(isinstance(m, _RANDOM_IN_TRAINING) for m in model.modules())
+    with _global_seed(seed) if stochastic else contextlib.nullcontext():
         for _ in range(training.local_epochs):
             order = torch.randperm(len(x), generator=generator)
             for batch in _batches(order, training.batch_size, no_singletons):
@@ -155,8 +166,7 @@ def train_local(
 def predict(spec: ModelSpec, params: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """Class probabilities ``[n, n_classes]`` (classification) or values ``[n]`` (regression)."""
     torch.set_num_threads(1)  # as in training: for these batch sizes, waking a second thread costs more than it saves
-    model = build_model(spec)
-    set_params(model, params)
+    model = model_for(spec, params)
     model.eval()
     with torch.no_grad():
         raw = model(torch.tensor(np.asarray(features, dtype=np.float32)))

@@ -25,10 +25,11 @@ class RunEdges:
 
 def workspace_edges(workspace: Workspace, experiment: str) -> RunEdges:
     """The real adapters on the workspace's stores (each chosen by URL: SQLite here, a server past one machine)."""
-    return RunEdges(
-        router=RouterEndpoint,
-        tracker=RunTracker(workspace.tracking_uri, experiment=experiment, artifact_root=workspace.mlflow_artifacts),
-        registry=ModelRegistry(workspace.tracking_uri),
-        store=FederationStore(workspace.store_url),
-        metadata=MetadataRepo(workspace.metadata_repo, workspace.metadata_remote),
-    )
+    with workspace.setting_up():  # two coordinators starting at once would race MLflow's migrations
+        return RunEdges(
+            router=RouterEndpoint,
+            tracker=RunTracker(workspace.tracking_uri, experiment=experiment, artifact_root=workspace.mlflow_artifacts),
+            registry=ModelRegistry(workspace.tracking_uri),
+            store=FederationStore(workspace.store_url),
+            metadata=MetadataRepo(workspace.metadata_repo, workspace.metadata_remote),
+        )

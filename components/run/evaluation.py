@@ -56,6 +56,7 @@ class Evaluator:
         self.min_parties = min_parties
         self.party_evaluation = party_evaluation
         self.rows_validated: dict[str, int] = {}  # party -> rows it validated: the most its metrics may weigh
+        self._request = EvaluateRequest(model=spec, contract_hash=contract.content_hash).model_dump()
 
     def metrics(self, params: Params, round_number: int) -> dict[str, float]:
         if self.holdout is not None:
@@ -75,9 +76,14 @@ class Evaluator:
 
     def parties(self, params: Params, round_number: int) -> dict[str, PartyMetrics]:
         """Every online party's metrics of ``params`` on its own rows (metrics only: no row, no prediction)."""
-        body = EvaluateRequest(model=self.spec, contract_hash=self.contract.content_hash).model_dump()
         exchange = self.coordinator.exchange(
-            self.online(), Kind.EVALUATE, self.run_id, round_number, body, tensors=params, timeout_s=self.timeout_s
+            self.online(),
+            Kind.EVALUATE,
+            self.run_id,
+            round_number,
+            self._request,
+            tensors=params,
+            timeout_s=self.timeout_s,
         )
         refuse_contract_mismatches(exchange.errors, self.contract)
         require_answers(exchange, "evaluation", self.min_parties)

@@ -8,6 +8,7 @@ keeps the heavy objects (sockets, tensors) so that tasks pass only ids, paths an
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,8 @@ from components.run.secure_round import check_secure_reply
 from components.run.settlement import Settlement, individual_updates_withheld
 from components.run.summary import Promotion, RoundMetrics, RoundRow, RunSummary, refuse_finished
 from components.run.validation import validate_parties
+
+log = logging.getLogger(__name__)
 
 GLM_NOT_VALUED = (
     "none: a GLM is fitted from every party's sums at once (the fit of the pooled rows); there are no per-party "
@@ -102,6 +105,7 @@ class FederationRun:
         self.workspace = workspace.create()
         self.run_id = run_id
         self.contract = load_contract(config.contract.name, config.contract.version)
+        self.contract_hash = self.contract.content_hash  # sent with every request: hashed once
         self.spec = model_spec(config.model, self.contract)
         self.layout = parameter_layout(self.spec)
         self.strategy = build_run_strategy(config.strategy, standardization.fitted_names(self.layout))
@@ -109,6 +113,7 @@ class FederationRun:
         self.held_back: Candidate | None = None  # the final model logged but not registered (``hold_back``)
         refuse_finished(self.workspace.summary_path(run_id))  # before anything of the run is written
         self.lease = self.checkpoints.take_lease()
+        self._reputation: dict[str, float] | None = None
         try:
             self._build(config, edges)
         except BaseException:
@@ -120,7 +125,9 @@ class FederationRun:
         save_json(self.checkpoints.config, config.model_dump(mode="json"))
         edges = edges or workspace_edges(self.workspace, config.name)
         self.store = edges.store
-        self.recorder = RunRecorder(run_id, config, self.workspace, edges.tracker, edges.store, edges.metadata)
+        self.recorder = RunRecorder(
+            run_id, config, self.workspace, edges.tracker, edges.store, edges.metadata, self.checkpoints.writer
+        )
         keys = read_keypair(config.coordinator.secret_key_file)
         self.directory = PartyDirectory(config, keys, edges.router, self.recorder)
         self.coordinator = self.directory.coordinator
@@ -250,12 +257,13 @@ class FederationRun:
                 self.recorder.glm(self.glm.summary)
             result.seconds = time.perf_counter() - started
             return result
-        reputation = {row["name"]: row["reputation"] for row in self.store.party_rows()}
+        if self._reputation is None:  # read once per run: reputation changes only when a run settles
+            self._reputation = {row["name"]: row["reputation"] for row in self.store.party_rows()}
         parties = select_parties(
             self.directory.await_parties(),
             self.config.fraction,
             self.config.min_parties,
-            reputation,
+            self._reputation,
             self.config.training.seed,
             round_number,
         )
@@ -278,7 +286,7 @@ class FederationRun:
             epsilon_after_round=epsilon_after,
             delta=delta,
             local_privacy=local,
-            contract_hash=self.contract.content_hash,
+            contract_hash=self.contract_hash,
         )
         result = self.rounds.train(round_number, parties, request)
         result.seconds = time.perf_counter() - started
@@ -429,8 +437,14 @@ class FederationRun:
         return path
 
     def close(self) -> None:
-        """Release the endpoint (parties are offline for this coordinator from now on), then the run's lease."""
+        """Release the endpoint (parties are offline for this coordinator from now on), finish the queued writes,
+        then release the run's lease."""
         try:
             self.directory.close()
         finally:
-            self.lease.release()
+            try:
+                self.checkpoints.close()
+            except Exception:  # a failed write was raised at its round already, or the run failed before
+                log.exception("run %s: a queued checkpoint or summary write failed", self.run_id)
+            finally:
+                self.lease.release()

@@ -1,7 +1,9 @@
 """The recorder: the one writer of a run's summary, federation-store rows, tracking run and metadata versions.
 
 Every other part returns typed records; the recorder puts them everywhere they belong, and forgets
-parties that left (their metadata is dropped, their statistics kept under an anonymous name).
+parties that left (their metadata is dropped, their statistics kept under an anonymous name). With a
+``WriteBehind`` (the run's checkpoint writer), the summary file and the store's round rows are written on its
+thread, in order with the round's checkpoints, so a round's writes do not delay the next round's requests.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.adapters.checkpoints import save_arrays, save_json
+from components.adapters.checkpoints import save_arrays, save_json, write_text_atomically
 from components.adapters.store import anonymous_name
 from components.adapters.workspace import Workspace
+from components.adapters.write_behind import WriteBehind
 from components.core.config import FederationConfig
 from components.core.contract import Contract
 from components.core.fairness import FederatedEvaluation
@@ -40,8 +43,10 @@ class RunRecorder:
         tracker: TrackerPort,
         store: StorePort,
         metadata: MetadataPort,
+        writer: WriteBehind | None = None,
     ) -> None:
         self.run_id = run_id
+        self.writer = writer
         self.config = config
         self.workspace = workspace
         self.tracker = tracker
@@ -145,7 +150,10 @@ class RunRecorder:
         self.summary.rounds.sort(key=lambda r: r.round)
         self.save()
         self.tracker.log_metrics(round_metrics(row), step=row.round)
-        self.store.record_round(self.run_id, row.model_dump())
+        if self.writer is not None:
+            self.writer.submit(self.store.record_round, self.run_id, row.model_dump())
+        else:
+            self.store.record_round(self.run_id, row.model_dump())
         log.info(
             "run %s round %d: %s, %s, %.2f s",
             self.run_id,
@@ -277,6 +285,8 @@ class RunRecorder:
         self.summary.rejected_messages = dict(rejected)
         self.summary.late_messages = dict(late)
         path = self.save()
+        if self.writer is not None:
+            self.writer.flush()  # the summary and every round row are stored before the run is called finished
         if final_params is not None:
             model_copy = save_arrays(self.workspace.metadata_repo / "models" / f"{self.run_id}.npz", final_params)
             self.metadata.track(model_copy)
@@ -314,7 +324,11 @@ class RunRecorder:
                 summary.evaluation.parties = self.public(summary.evaluation.parties)
                 for gap in summary.evaluation.gaps.values():
                     gap.worst_party = anonymous_name(gap.worst_party) if gap.worst_party in left else gap.worst_party
-        return summary.write(self.workspace.summary_path(self.run_id))
+        path = self.workspace.summary_path(self.run_id)
+        if self.writer is None:
+            return summary.write(path)
+        self.writer.submit(write_text_atomically, path, summary.model_dump_json(indent=2))
+        return path
 
 
 def round_metrics(row: RoundRow) -> dict[str, float]:

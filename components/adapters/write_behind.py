@@ -1,0 +1,65 @@
+"""Write-behind: a run's file and store writes done in order on one background thread, off the round's path.
+
+Writes run in the order they were handed over, so a later write (the "round finished" mark) never reaches the
+disk before an earlier one (that round's model): a process killed with writes still queued leaves the files of
+an earlier finished round, never a mark without its model. After one write fails, the later ones are skipped
+(no mark after a missing model) and the failure is raised to the caller at its next hand-over or ``flush``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+
+class WriteBehind:
+    """An ordered queue of writes on one thread (started at the first write)."""
+
+    def __init__(self, name: str = "write-behind") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._failure: BaseException | None = None
+
+    def submit(self, write: Callable[..., Any], *args: Any) -> None:
+        """Queue ``write(*args)`` after every write queued before it; raises an earlier write's failure."""
+        with self._lock:
+            self._raise_failure()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._executor.submit(self._run, write, args))
+
+    def _run(self, write: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if self._failure is not None:
+            return  # nothing after a failed write: a later "finished" mark would point at a missing file
+        try:
+            write(*args)
+        except BaseException as error:
+            self._failure = error
+            raise
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def flush(self) -> None:
+        """Wait until every queued write is done; raises the first failure."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.exception()  # wait; the failure itself is kept in self._failure
+        with self._lock:
+            self._raise_failure()
+
+    def close(self) -> None:
+        """Flush, then stop the thread (also when the flush raises)."""
+        try:
+            self.flush()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None

@@ -1,0 +1,51 @@
+"""The write-behind queue: writes in hand-over order, nothing after a failed write, the failure raised."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from components.adapters.checkpoints import RunCheckpoints
+from components.adapters.write_behind import WriteBehind
+
+
+def test_writes_run_in_order_and_a_failure_stops_the_later_ones_and_is_raised():
+    writer = WriteBehind()
+    done: list[str] = []
+    gate = threading.Event()
+
+    def write(name: str) -> None:
+        gate.wait(5)
+        if name == "model":
+            raise OSError("disk full")
+        done.append(name)
+
+    for name in ("updates", "model", "finished-mark"):
+        writer.submit(write, name)
+    gate.set()
+
+    with pytest.raises(OSError, match="disk full"):
+        writer.flush()
+    assert done == ["updates"]  # the mark after the missing model was never written
+    with pytest.raises(OSError, match="disk full"):
+        writer.submit(done.append, "next round")
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()  # stops the thread, and still says a write failed
+
+
+def test_the_finished_mark_reaches_the_disk_only_after_the_rounds_model(tmp_path):
+    checkpoints = RunCheckpoints(tmp_path, "run")
+    gate = threading.Event()
+    checkpoints.writer.submit(gate.wait, 5)  # a slow disk: everything below is queued behind this
+    model = {"w": np.arange(3, dtype=np.float32)}
+
+    checkpoints.save_round(1, model, {})
+    checkpoints.mark_finished(1, None)
+
+    assert not checkpoints.global_params(1).exists() and not checkpoints.state.exists()
+    np.testing.assert_array_equal(checkpoints.load_global(1)["w"], model["w"])  # from memory, not waiting
+    model["w"][0] = 9.0  # the caller changes its arrays: the queued write keeps what was saved
+    gate.set()
+    assert checkpoints.last_round() == 1  # waits for the queued writes
+    np.testing.assert_array_equal(np.load(checkpoints.global_params(1))["w"], [0.0, 1.0, 2.0])
+    checkpoints.close()
