@@ -424,7 +424,7 @@ def test_every_page_renders_the_real_runs_numbers(view, demo, monkeypatch):
         versions, data = frames[0], frames[-1]
         assert versions["run_id"].tolist() == [run.run_id]
         assert versions["version"].tolist() == [run.promotion.version]
-        assert versions["aliases"].tolist() == ["champion"]
+        assert sorted(versions["aliases"].tolist()[0].split(", ")) == ["challenger", "champion"]  # challenger first
         assert versions["contract"].tolist() == [
             f"{run.config['contract']['name']}@v{run.config['contract']['version']}"
         ]

@@ -149,7 +149,8 @@ def test_an_unknown_alias_or_version_is_refused_naming_what_exists(server: Serve
     no_version = run_consortia("serve", f"{MODEL}@9", "--port", str(free_port()), workspace=server.workspace)
 
     assert no_alias.returncode == 1
-    assert f"{MODEL} has no alias 'production' (aliases: ['champion'])" in " ".join(no_alias.stdout.split())
+    refusal = " ".join(no_alias.stdout.split())
+    assert f"{MODEL} has no alias 'production' (aliases: ['challenger', 'champion'])" in refusal
     assert no_version.returncode == 1
     assert f"{MODEL} has no version 9 (versions: [1])" in " ".join(no_version.stdout.split())
 

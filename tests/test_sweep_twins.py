@@ -34,7 +34,7 @@ def test_a_sweep_goes_on_after_a_failed_trial_and_promotes_only_the_best(tmp_pat
     assert "input_shape [7] holds 7 values per row" in record.trials[0].error
     registry = federation.edges.registry
     (version,) = registry.versions("consortia-breast-cancer")  # one registration: the elected trial's
-    assert version.tags["consortia.run_id"] == fast.run_id and version.aliases == ["champion"]
+    assert version.tags["consortia.run_id"] == fast.run_id and sorted(version.aliases) == ["challenger", "champion"]
     children = federation.tracker.runs
     assert {run.tags["mlflow.parentRunId"] for run in children.values()} == {record.mlflow_run_id}
     assert sorted(run.tags["promotion.decision"] for run in children.values()) == ["deferred", "deferred"]
