@@ -26,6 +26,7 @@ from components.run.recorder import RunRecorder
 log = logging.getLogger(__name__)
 _STOP = ("", "stop", {})
 JOIN_NOTICE_S = 10.0  # while waiting for the listed parties, say who is awaited this often
+NAMED = 20  # parties named one by one in a log line; the rest are counted
 
 
 class PartyDirectory:
@@ -67,6 +68,7 @@ class PartyDirectory:
             message_burst=config.party_rate_limit.burst,
             message_rate_per_s=config.party_rate_limit.messages_per_s,
             flood_disconnect_after=config.party_rate_limit.disconnect_after,
+            max_inflight_bytes=config.coordinator.max_inflight_mb << 20,
         )
 
     # ---- who is there ----
@@ -97,7 +99,7 @@ class PartyDirectory:
             if (left := deadline - time.monotonic()) >= 1:
                 log.info(
                     "waiting for %s (%d of %d parties connected), up to %.0f s more (join_timeout_s)",
-                    ", ".join(missing),
+                    _some(missing),
                     len(self.names) - len(missing),
                     len(self.names),
                     left,
@@ -106,8 +108,8 @@ class PartyDirectory:
         if len(ready) >= self.config.min_parties:
             log.warning(
                 "starting with %s; left out: %s (not connected within join_timeout_s=%.0f s)",
-                ", ".join(ready),
-                ", ".join(n for n in self.names if n not in ready),
+                _some(ready),
+                _some([n for n in self.names if n not in ready]),
                 timeout,
             )
             return ready
@@ -177,3 +179,9 @@ class PartyDirectory:
                 self.recorder.party_status(party, "offline")
             except Exception:
                 log.exception("could not mark %s offline", party)
+
+
+def _some(names: list[str]) -> str:
+    """``names`` for a log line: the first ``NAMED`` of them, then how many more (a thousand names help nobody)."""
+    shown = ", ".join(names[:NAMED])
+    return shown if len(names) <= NAMED else f"{shown} and {len(names) - NAMED} more"
