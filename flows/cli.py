@@ -17,7 +17,6 @@ from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from components.adapters.workspace import Workspace
@@ -27,13 +26,16 @@ from components.run.summary import RoundRow, RunSummary
 from flows.admission_cli import readmit
 from flows.contract_cli import contract_app
 from flows.glm_cli import print_glm
+from flows.progress import rounds_progress
 from flows.rewards_report import rewards_report
+from flows.simulate_cli import simulate
 from flows.stats_cli import stats
 
 app = typer.Typer(help="Consortia: federated learning as an ordinary MLOps workflow.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.command("stats")(stats)
 app.command()(readmit)
+app.command()(simulate)
 console = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default ./.consortia).")
@@ -89,14 +91,7 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
     workspace.activate()
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
 
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress, _said_on(progress.console, "components.run.directory"):
+    with rounds_progress(console) as progress, _said_on(progress.console, "components.run.directory"):
         bar = progress.add_task("rounds", total=rounds, status="waiting for parties, validating contracts")
 
         def on_round(row: RoundRow) -> None:

@@ -6,6 +6,7 @@ Only summaries, metrics and model weights ever leave this process.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import version as package_version
@@ -91,8 +92,10 @@ class PartyAgent:
         config: PartyConfig,
         dealer: DealerFactory = DealerEndpoint,
         validate: Callable[[pd.DataFrame, Contract], ValidationSummary] = validate_dataset,
+        worker: Executor | None = None,
     ) -> None:
-        """``dealer`` opens the connection and ``validate`` checks a frame against a contract (twins in unit tests)."""
+        """``dealer`` opens the connection and ``validate`` checks a frame against a contract (twins in unit tests);
+        ``worker`` runs the local work (default: a thread of this agent's own; a simulation shares one)."""
         self.config = config
         self._dealer = dealer
         self._validate_frame = validate
@@ -113,7 +116,9 @@ class PartyAgent:
         self.privacy_budget = (policy.privacy_budget if policy else None) or config.privacy_budget
         self._held: dict[str, Envelope] = {}  # run id -> plan request waiting for the owner
         self._held_polled = 0.0
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="party-work")
+        self._own_worker = worker is None
+        self._worker = worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix="party-work")
+        self._last_beat = 0.0
         self._job: _Job | None = None
         self._stop = threading.Event()
         self._current = ("", 0)
@@ -126,6 +131,17 @@ class PartyAgent:
         """Serve until stopped (SIGTERM/SIGINT or ``stop()``)."""
         endpoint = self._dealer(self.config.coordinator, self.config.coordinator_public_key, self.keys)
         self._install_signal_handlers()
+        self.join(endpoint)
+        try:
+            while not self._stop.is_set():
+                if self._job is not None:  # reply the moment the job is done, not at the next poll's timeout
+                    futures.wait([self._job.future], timeout=0.1)
+                self.serve(endpoint, endpoint.receive(timeout_s=0 if self._job is not None else 0.1))
+        finally:
+            self.leave(endpoint)
+
+    def join(self, endpoint: DealerPort) -> None:
+        """Validate this party's own rows, then say hello on ``endpoint``."""
         log.info(
             "party %s: %d rows, joining %s",
             self.config.name,
@@ -138,22 +154,26 @@ class PartyAgent:
         futures.wait([self._own_validation])
         self._say_hello(endpoint)
         self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
-        last_beat = time.monotonic()
+        self._last_beat = time.monotonic()
+
+    def serve(self, endpoint: DealerPort, frames: list[Any] | None) -> None:
+        """One turn of the loop: handle ``frames`` (if a message came), send a finished job's reply, the owner's
+        decisions on held plans, and a heartbeat when one is due. Never waits."""
+        if frames is not None:
+            self._handle(endpoint, frames)
+        self._finish_job(endpoint)
+        self._answer_held(endpoint)
+        if time.monotonic() - self._last_beat >= self.config.heartbeat_interval_s:
+            self._send(endpoint, self._heartbeat())
+            self._last_beat = time.monotonic()
+
+    def leave(self, endpoint: DealerPort) -> None:
+        """Say bye and close ``endpoint`` (and this agent's own worker)."""
         try:
-            while not self._stop.is_set():
-                if self._job is not None:  # reply the moment the job is done, not at the next poll's timeout
-                    futures.wait([self._job.future], timeout=0.1)
-                frames = endpoint.receive(timeout_s=0 if self._job is not None else 0.1)
-                if frames is not None:
-                    self._handle(endpoint, frames)
-                self._finish_job(endpoint)
-                self._answer_held(endpoint)
-                if time.monotonic() - last_beat >= self.config.heartbeat_interval_s:
-                    self._send(endpoint, self._heartbeat())
-                    last_beat = time.monotonic()
-        finally:
             self._send(endpoint, Envelope(kind=Kind.BYE, sender=self.config.name))
-            self._worker.shutdown(wait=False, cancel_futures=True)
+        finally:
+            if self._own_worker:
+                self._worker.shutdown(wait=False, cancel_futures=True)
             endpoint.close()
             log.info("party %s stopped", self.config.name)
 
@@ -333,7 +353,7 @@ class PartyAgent:
 
         With a ``validation_cache``, the summary of these exact rows (the data file's content hash) against this
         exact contract (its content hash) is validated once and reused while neither changes."""
-        cached = self._cached_validation()
+        cached = self.cached_validation()
         if cached is not None and cached.exists():
             summary = ValidationSummary.model_validate_json(cached.read_text())
             self._log_validation(self.contract.ref + " (signed-off summary: rows and contract unchanged)", summary)
@@ -348,7 +368,8 @@ class PartyAgent:
             write_text_atomically(cached, summary.model_dump_json())
         return summary
 
-    def _cached_validation(self) -> Path | None:
+    def cached_validation(self) -> Path | None:
+        """Where the signed-off summary of these rows against this contract is kept (None: no cache)."""
         if self.config.validation_cache is None:
             return None
         return self.config.validation_cache / f"{self.manifest.content_hash}-{self.contract.content_hash}.json"
@@ -480,7 +501,7 @@ class PartyAgent:
             cores=os.cpu_count() or 1,
             memory_mb=psutil.virtual_memory().total / 2**20,
             cpu_percent=psutil.cpu_percent(interval=None),
-            versions={"torch": package_version("torch"), "numpy": np.__version__},
+            versions=_versions(),
         )
 
     def profile(self) -> dict[str, Any]:
@@ -518,6 +539,12 @@ class PartyAgent:
     def _error(self, request: Envelope, code: str, message: str) -> Envelope:
         body = ErrorReply(code=code[:64], message=message[:2000]).model_dump()
         return request.reply(Kind.ERROR, self.config.name, body)
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """The library versions a heartbeat reports (read once: looking them up costs a millisecond each time)."""
+    return {"torch": package_version("torch"), "numpy": np.__version__}
 
 
 def announce(
