@@ -8,9 +8,11 @@ coordinator: seconds, peak memory (RSS of this process) and messages per second 
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -230,6 +232,8 @@ def simulate(
     workspace.activate()
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
 
+    stacks = (workspace.logs / "coordinator-stacks.log").open("a")
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)  # `kill -USR1 PID`: where is it?
     meter = _Meter()
     sampler = threading.Thread(target=meter.sample, name="rss-sampler", daemon=True)
     sampler.start()
@@ -246,6 +250,8 @@ def simulate(
             path = run_federation(simulation.config_path, workspace.root, run_id, round_done, edges)
     finally:
         meter._stop.set()
+        faulthandler.unregister(signal.SIGUSR1)
+        stacks.close()
     summary = RunSummary.read(path)
     return SimulationReport(
         parties=simulation.parties,

@@ -483,17 +483,20 @@ class DealerPool:
     agents from one thread (``consortia simulate``). Each socket is a distinct CURVE identity dialling the
     coordinator exactly as a ``DealerEndpoint`` does; only the context (its I/O thread) and the poll are shared."""
 
-    def __init__(self, linger_ms: int = 1000) -> None:
+    def __init__(self, linger_ms: int = 1000, send_timeout_ms: int = 1000) -> None:
         self._context = zmq.Context()
         self._context.max_sockets = 65_536  # libzmq's default is 1,023 per context
         self._poller = zmq.Poller()
         self._dealers: dict[zmq.Socket, PooledDealer] = {}
         self._linger_ms = linger_ms
+        self._send_timeout_ms = send_timeout_ms  # one connection that cannot send must not hold up the others
 
     def open(self, address: str, server_public_key: str, keys: KeyPair) -> PooledDealer:
         """A new connection for the party holding ``keys`` (a ``DealerFactory``)."""
         try:
-            socket = _dealer_socket(self._context, address, server_public_key, keys, self._linger_ms, None)
+            socket = _dealer_socket(
+                self._context, address, server_public_key, keys, self._linger_ms, self._send_timeout_ms
+            )
         except zmq.ZMQError as error:
             raise edge_error(f"cannot connect to {address}", error) from error
         dealer = PooledDealer(self, socket)

@@ -115,18 +115,20 @@ class RunRecorder:
 
     def validation(self, result: ValidationResult, contract: Contract) -> None:
         """Summaries into the store and the summary; manifests and the contract versioned with DVC."""
+        versioned = []
         for party, summary in sorted(result.summaries.items()):
             as_json = summary.model_dump(mode="json")
             self.store.record_validation(self.run_id, party, summary.success, as_json, result.manifests[party])
             self.summary.validation[party] = as_json
-            path = save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", result.manifests[party])
-            self.metadata.track(path)  # versioned with DVC; the hash shown everywhere is the owner's own:
+            versioned.append(
+                save_json(self.workspace.metadata_repo / "manifests" / f"{party}.json", result.manifests[party])
+            )  # versioned with DVC; the hash shown everywhere is the owner's own:
             self.summary.manifests[party] = str(result.manifests[party].get("content_hash", ""))  # sha256 of the CSV
         contract_copy = save_json(
             self.workspace.metadata_repo / "contracts" / f"{contract.name}_v{contract.version}.json",
             contract.model_dump(mode="json"),
         )
-        self.metadata.track(contract_copy)
+        self.metadata.track_all([*versioned, contract_copy])  # one DVC call: its index loads once, not per party
         self.metadata.push()
         self.tracker.set_tags({f"manifest.{p}": h for p, h in self.summary.manifests.items()})
         self.save()
