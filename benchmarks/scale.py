@@ -9,9 +9,9 @@ start-up): seconds, the coordinator process's peak RSS, and messages per second 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +19,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from benchmarks.records import measure_and_record, median
+from benchmarks.launch import Launched, wait_for_port
+from benchmarks.records import measure_and_record, median, scratch_folder
 from benchmarks.tables import Goal, TextTable, met
+from flows.demo import free_port
 from flows.simulation import SimulationReport
 
 NAME = "scale"
@@ -29,8 +31,8 @@ MEMORY_GOAL = 3.0  # peak coordinator memory at 1,000 parties x 1M parameters <=
 
 class ScaleSetup(BaseModel):
     parties: list[int] = Field(default_factory=lambda: [10, 100, 1000])
-    models: list[str] = Field(default_factory=lambda: ["10k", "1m"])
-    rounds: int = 3  # the first is not measured: rounds 2 and 3 are
+    models: list[str] = Field(default_factory=lambda: ["1m", "10k"])
+    rounds: int = 2  # the first is not measured (it carries the start-up): round 2 is
     rows_per_party: int = 20
 
 
@@ -52,19 +54,18 @@ class ScaleResult(BaseModel):
     rows: list[ScaleRow]
 
 
-def one_case(parties: int, model: str, setup: ScaleSetup, console: Console) -> ScaleRow:
-    with tempfile.TemporaryDirectory(prefix="consortia-scale-") as folder:
-        report = Path(folder) / "report.json"
-        command = [sys.executable, "-m", "flows", "simulate", "--parties", str(parties), "--model", model]
-        command += ["--rounds", str(setup.rounds), "--rows", str(setup.rows_per_party)]
-        command += ["--workspace", str(Path(folder) / "ws"), "--report", str(report)]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        if done.returncode != 0 or not report.exists():
-            console.print(done.stdout[-3000:], done.stderr[-3000:])
-            raise RuntimeError(f"simulate --parties {parties} --model {model} failed ({done.returncode})")
-        result = SimulationReport.model_validate_json(report.read_text())
+def one_case(parties: int, model: str, setup: ScaleSetup, folder: Path, console: Console) -> ScaleRow:
+    report = folder / f"report-{parties}-{model}.json"
+    command = [sys.executable, "-m", "flows", "simulate", "--parties", str(parties), "--model", model]
+    command += ["--rounds", str(setup.rounds), "--rows", str(setup.rows_per_party)]
+    command += ["--workspace", str(folder / f"ws-{parties}-{model}"), "--report", str(report)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0 or not report.exists():
+        console.print(done.stdout[-3000:], done.stderr[-3000:])
+        raise RuntimeError(f"simulate --parties {parties} --model {model} failed ({done.returncode})")
+    result = SimulationReport.model_validate_json(report.read_text())
     rounds = result.rounds
     row = ScaleRow(
         parties=parties,
@@ -85,8 +86,23 @@ def one_case(parties: int, model: str, setup: ScaleSetup, console: Console) -> S
     return row
 
 
-def run(setup: ScaleSetup, console: Console) -> ScaleResult:
-    rows = [one_case(n, model, setup, console) for model in setup.models for n in setup.parties]
+def run(setup: ScaleSetup, console: Console, keep: Path | None = None) -> ScaleResult:
+    """Every case against one Prefect server (started here unless PREFECT_API_URL names one): the cases measure
+    rounds, not Prefect's start-up."""
+    given = os.environ.get("PREFECT_API_URL")
+    with scratch_folder(keep, "consortia-scale-") as folder, Launched(folder / "logs") as launched:
+        try:
+            if not given:
+                port = free_port()
+                prefect = Path(sys.executable).parent / "prefect"
+                env = {**os.environ, "PREFECT_HOME": str(folder / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "0"}
+                command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+                wait_for_port(port, timeout_s=300, alive=launched.start("prefect-server", command, env))
+                os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+            rows = [one_case(n, model, setup, folder, console) for model in setup.models for n in setup.parties]
+        finally:
+            if not given:
+                os.environ.pop("PREFECT_API_URL", None)
     return ScaleResult(setup=setup, rows=rows)
 
 
@@ -100,7 +116,8 @@ def _ratio(result: ScaleResult, model: str) -> float | None:
 
 def tables(result: ScaleResult) -> list[TextTable]:
     table = TextTable(
-        f"Rounds with many simulated parties (FedAvg, party_updates: none), medians of rounds 2-{result.setup.rounds}",
+        f"Rounds with many simulated parties (FedAvg, party_updates: none): rounds 2 to {result.setup.rounds} "
+        "(round 1 carries the start-up)",
         ["parties", "parameters", "s / round", "coordinator peak RSS (MB)", "RSS after round 1 (MB)"]
         + ["messages / s at the coordinator", "parties per round", "status"],
     )
@@ -157,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks scale", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 and 100 parties, 10K parameters; prints only")
+    parser.add_argument("--keep", type=Path, help="keep the workspaces and logs in this folder")
     args = parser.parse_args(arguments)
     console = Console()
     setup = ScaleSetup(parties=[10, 100], models=["10k"], rounds=2) if args.quick else ScaleSetup()
-    return measure_and_record(NAME, arguments, lambda: run(setup, console), tables, console, args.quick)
+    return measure_and_record(NAME, arguments, lambda: run(setup, console, args.keep), tables, console, args.quick)
