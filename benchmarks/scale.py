@@ -65,6 +65,12 @@ def one_case(parties: int, model: str, setup: ScaleSetup, folder: Path, console:
     if done.returncode != 0 or not report.exists():
         console.print(done.stdout[-3000:], done.stderr[-3000:])
         raise RuntimeError(f"simulate --parties {parties} --model {model} failed ({done.returncode})")
+    (folder / f"wall-{parties}-{model}.txt").write_text(f"{wall:.1f}")
+    return case_row(parties, model, report, wall, console)
+
+
+def case_row(parties: int, model: str, report: Path, wall: float, console: Console) -> ScaleRow:
+    """One case's row from the report its ``consortia simulate`` wrote."""
     result = SimulationReport.model_validate_json(report.read_text())
     rounds = result.rounds
     row = ScaleRow(
@@ -175,7 +181,25 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks scale", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 and 100 parties, 10K parameters; prints only")
     parser.add_argument("--keep", type=Path, help="keep the workspaces and logs in this folder")
+    parser.add_argument("--collect", type=Path, help="only gather the cases a --keep folder holds (an interrupted run)")
     args = parser.parse_args(arguments)
     console = Console()
     setup = ScaleSetup(parties=[10, 100], models=["10k"], rounds=2) if args.quick else ScaleSetup()
+    if args.collect is not None:
+        return measure_and_record(
+            NAME, arguments, lambda: collect(setup, args.collect, console), tables, console, False
+        )
     return measure_and_record(NAME, arguments, lambda: run(setup, console, args.keep), tables, console, args.quick)
+
+
+def collect(setup: ScaleSetup, folder: Path, console: Console) -> ScaleResult:
+    """The cases of ``setup`` whose reports ``folder`` holds (a run that was stopped keeps what it finished)."""
+    rows = []
+    for model in setup.models:
+        for parties in setup.parties:
+            report, wall = folder / f"report-{parties}-{model}.json", folder / f"wall-{parties}-{model}.txt"
+            if report.exists():
+                rows.append(
+                    case_row(parties, model, report, float(wall.read_text()) if wall.exists() else 0.0, console)
+                )
+    return ScaleResult(setup=setup, rows=rows)

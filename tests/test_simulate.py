@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 PARTIES = 50
 
 
+@pytest.mark.timeout(900)  # a coordinator, 50 parties in 2 processes and a Prefect flow on 2 shared cores
 def test_fifty_simulated_parties_train_two_rounds_each_on_its_own_rows(tmp_path, prefect_server):
     workspace = tmp_path / "ws"
     report_path = tmp_path / "report.json"
@@ -31,7 +32,7 @@ def test_fifty_simulated_parties_train_two_rounds_each_on_its_own_rows(tmp_path,
         "--report",
         str(report_path),
         workspace=workspace,
-        timeout=600,
+        timeout=840,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "round 2: 50 parties" in done.stdout
