@@ -122,8 +122,9 @@ def _ratio(result: ScaleResult, model: str) -> float | None:
 
 def tables(result: ScaleResult) -> list[TextTable]:
     table = TextTable(
-        f"Rounds with many simulated parties (FedAvg, party_updates: none): rounds 2 to {result.setup.rounds} "
-        "(round 1 carries the start-up)",
+        "Rounds with many simulated parties (FedAvg, party_updates: none): "
+        + (f"rounds 2 to {result.setup.rounds}" if result.setup.rounds > 2 else "round 2")
+        + " (round 1 carries the start-up)",
         ["parties", "parameters", "s / round", "coordinator peak RSS (MB)", "RSS after round 1 (MB)"]
         + ["messages / s at the coordinator", "parties per round", "status"],
     )
@@ -153,6 +154,8 @@ def tables(result: ScaleResult) -> list[TextTable]:
         "per-party updates (party_updates: none). Robust rules (median, trimmed mean, Krum, mixing), wrappers "
         "(clipping, DP), a max_party_weight cap, and contribution valuation need every update of a round, so runs "
         "with them keep each update until the round ends: their memory grows with parties x model.",
+        "Requests carrying the model go out in waves of coordinator.max_inflight_mb (256 MB: 64 requests of the 1M "
+        "model unanswered at once), since each copy in flight is encrypted for its party separately.",
     ]
     return [table]
 
