@@ -16,7 +16,7 @@ from rich.console import Console
 
 from benchmarks import report
 
-OWN = ("peer", "overhead", "startup", "transport", "aggregation")
+OWN = ("peer", "overhead", "startup", "transport", "aggregation", "scale")
 OTHERS = ("strategies", "valuation", "valuation_properties", "dashboard")
 
 

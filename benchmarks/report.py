@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from benchmarks import aggregation, overhead, peer, startup, transport
+from benchmarks import aggregation, overhead, peer, scale, startup, transport
 from benchmarks.records import RESULTS, Record, read_json
 from benchmarks.tables import Goal, TextTable
 
@@ -118,6 +118,9 @@ SECTIONS: dict[str, Section] = {
     "aggregation": Section(
         "Aggregation: FedAvg vs memory bandwidth",
         *own(aggregation.AggregationResult, aggregation.tables, aggregation.goals),
+    ),
+    "scale": Section(
+        "Many parties: simulated rounds at 10 to 1,000 parties", *own(scale.ScaleResult, scale.tables, scale.goals)
     ),
     "strategies": Section("Aggregation strategies (benchmarks/strategies.py)", strategies_body, strategies_goals),
     "valuation": Section("Contribution valuation (benchmarks/valuation.py)", valuation_body),

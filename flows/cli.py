@@ -17,7 +17,6 @@ from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from components.adapters.workspace import Workspace
@@ -31,8 +30,10 @@ from flows.deploy import deploy
 from flows.glm_cli import print_glm
 from flows.options import CronOption, DeploymentNameOption, IntervalOption, WorkspaceOption
 from flows.prefect_cli import prefect_app
+from flows.progress import rounds_progress
 from flows.reproduce_cli import reproduce
 from flows.rewards_report import rewards_report
+from flows.simulate_cli import simulate
 from flows.stats_cli import stats
 from flows.sweep_cli import sweep
 
@@ -45,6 +46,7 @@ app.command()(deploy)
 app.command()(approve)
 app.command()(sweep)
 app.command()(reproduce)
+app.command()(simulate)
 console = Console()
 
 
@@ -99,15 +101,8 @@ def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rou
 
     workspace.prefect_ready()  # the workspace's Prefect server started while the imports above ran
 
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
     with (
-        Progress(*columns, console=console) as progress,
+        rounds_progress(console) as progress,
         _said_on(progress.console, "components.run.directory"),
         _said_on(progress.console, "flows.approval"),  # a promotion held for approval says how to answer it
     ):

@@ -97,17 +97,18 @@ def prepare_demo(
     port: int | None = None,
     hidden: tuple[int, ...] = (32,),
     party_address: str | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> DemoLayout:
     """Write data, keys and configs for a local federation of ``parties`` parties.
 
     Parties dial ``party_address`` when given (e.g. a relay in front of the coordinator), else the
-    address the coordinator binds.
+    address the coordinator binds. ``frame`` replaces the dataset's rows (generated rows of its contract).
     """
     if parties < 1:
         raise ValueError(f"a federation needs at least one party, got {parties}")
     workspace.create()
     contract = load_contract(dataset)
-    frame = dataset_frame(dataset)
+    frame = dataset_frame(dataset) if frame is None else frame
     stratify = frame[contract.target] if contract.is_classification else None
     train, holdout = train_test_split(frame, test_size=0.2, random_state=seed, stratify=stratify)
     coordinator_dir = workspace.root / "coordinator"

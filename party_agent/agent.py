@@ -10,6 +10,7 @@ Only summaries, metrics and model weights ever leave this process.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import version as package_version
@@ -115,8 +116,10 @@ class PartyAgent:
         config: PartyConfig,
         dealer: DealerFactory = DealerEndpoint,
         validate: Callable[[pd.DataFrame, Contract], ValidationSummary] = validate_dataset,
+        worker: Executor | None = None,
     ) -> None:
-        """``dealer`` opens the connection and ``validate`` checks a frame against a contract (twins in unit tests)."""
+        """``dealer`` opens the connection and ``validate`` checks a frame against a contract (twins in unit tests);
+        ``worker`` runs the local work (default: a thread of this agent's own; a simulation shares one)."""
         self.config = config
         self._dealer = dealer
         self._validate_frame = validate
@@ -137,7 +140,8 @@ class PartyAgent:
         self.privacy_budget = (policy.privacy_budget if policy else None) or config.privacy_budget
         limit = (policy.max_concurrent_runs if policy else None) or os.cpu_count() or 1
         self._slots = _Slots(limit)
-        self._worker = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="party-work")
+        self._own_worker = worker is None
+        self._worker = worker or ThreadPoolExecutor(max_workers=limit, thread_name_prefix="party-work")
         self._lock = threading.RLock()  # the plan desk, the audit log and the wire log, shared by every link
         self._stop = threading.Event()
         self._own_validation: Future[ValidationSummary] | None = None
@@ -147,6 +151,7 @@ class PartyAgent:
         """The state of one coordinator's link: its request in progress, held plans, secure-aggregation round."""
         self._held: dict[str, Envelope] = {}  # run id -> plan request waiting for the owner
         self._held_polled = 0.0
+        self._last_beat = 0.0
         self._job: _Job | None = None
         self._current = ("", 0)
         self._secagg: tuple[tuple[str, int], SecAggClient] | None = None
@@ -192,28 +197,53 @@ class PartyAgent:
             self._stop.set()
             for thread in others:
                 thread.join(timeout=5)
-            self._worker.shutdown(wait=False, cancel_futures=True)
+            if self._own_worker:
+                self._worker.shutdown(wait=False, cancel_futures=True)
             log.info("party %s stopped", self.config.name)
 
     def _serve(self, endpoint: DealerPort) -> None:
         """Say hello to this link's coordinator, then answer it until stopped."""
         self._say_hello(endpoint)
-        last_beat = time.monotonic()
+        self._last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
                 if self._job is not None:  # reply the moment the job is done, not at the next poll's timeout
                     futures.wait([self._job.future], timeout=0.1)
-                frames = endpoint.receive(timeout_s=0 if self._job is not None else 0.1)
-                if frames is not None:
-                    self._handle(endpoint, frames)
-                self._finish_job(endpoint)
-                self._answer_held(endpoint)
-                if time.monotonic() - last_beat >= self.config.heartbeat_interval_s:
-                    self._send(endpoint, self._heartbeat())
-                    last_beat = time.monotonic()
+                self.serve(endpoint, endpoint.receive(timeout_s=0 if self._job is not None else 0.1))
         finally:
             self._send(endpoint, Envelope(kind=Kind.BYE, sender=self.config.name))
             endpoint.close()
+
+    # ---- driven from outside (``consortia simulate``: many agents on one poller) ----
+    def join(self, endpoint: DealerPort) -> None:
+        """Validate this party's own rows, then say hello on ``endpoint`` (its one coordinator)."""
+        log.info("party %s: %d rows, joining %s", self.config.name, len(self.frame), self.config.coordinator)
+        self._own_validation = self._worker.submit(self._validate_own_data)
+        futures.wait([self._own_validation])
+        self._say_hello(endpoint)
+        self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
+        self._last_beat = time.monotonic()
+
+    def serve(self, endpoint: DealerPort, frames: list[Any] | None) -> None:
+        """One turn of the loop: handle ``frames`` (if a message came), send a finished job's reply, the owner's
+        decisions on held plans, and a heartbeat when one is due. Never waits."""
+        if frames is not None:
+            self._handle(endpoint, frames)
+        self._finish_job(endpoint)
+        self._answer_held(endpoint)
+        if time.monotonic() - self._last_beat >= self.config.heartbeat_interval_s:
+            self._send(endpoint, self._heartbeat())
+            self._last_beat = time.monotonic()
+
+    def leave(self, endpoint: DealerPort) -> None:
+        """Say bye and close ``endpoint`` (and this agent's own worker)."""
+        try:
+            self._send(endpoint, Envelope(kind=Kind.BYE, sender=self.config.name))
+        finally:
+            if self._own_worker:
+                self._worker.shutdown(wait=False, cancel_futures=True)
+            endpoint.close()
+            log.info("party %s stopped", self.config.name)
 
     def stop(self) -> None:
         self._stop.set()
@@ -403,7 +433,7 @@ class PartyAgent:
 
         With a ``validation_cache``, the summary of these exact rows (the data file's content hash) against this
         exact contract (its content hash) is validated once and reused while neither changes."""
-        cached = self._cached_validation()
+        cached = self.cached_validation()
         if cached is not None and cached.exists():
             summary = ValidationSummary.model_validate_json(cached.read_text())
             self._log_validation(self.contract.ref + " (signed-off summary: rows and contract unchanged)", summary)
@@ -418,7 +448,8 @@ class PartyAgent:
             write_text_atomically(cached, summary.model_dump_json())
         return summary
 
-    def _cached_validation(self) -> Path | None:
+    def cached_validation(self) -> Path | None:
+        """Where the signed-off summary of these rows against this contract is kept (None: no cache)."""
         if self.config.validation_cache is None:
             return None
         return self.config.validation_cache / f"{self.manifest.content_hash}-{self.contract.content_hash}.json"
@@ -574,7 +605,7 @@ class PartyAgent:
             cores=os.cpu_count() or 1,
             memory_mb=psutil.virtual_memory().total / 2**20,
             cpu_percent=psutil.cpu_percent(interval=None),
-            versions={"torch": package_version("torch"), "numpy": np.__version__},
+            versions=_versions(),
         )
 
     def profile(self) -> dict[str, Any]:
@@ -612,6 +643,12 @@ class PartyAgent:
     def _error(self, request: Envelope, code: str, message: str) -> Envelope:
         body = ErrorReply(code=code[:64], message=message[:2000]).model_dump()
         return request.reply(Kind.ERROR, self.config.name, body)
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """The library versions a heartbeat reports (read once: looking them up costs a millisecond each time)."""
+    return {"torch": package_version("torch"), "numpy": np.__version__}
 
 
 def announce(

@@ -44,7 +44,7 @@ def _assert_lineage_matches(tags: dict[str, str], card: ModelCard, summary: RunS
     assert tags[lineage.RUN_ID] == summary.run_id
     assert {p: tags[f"{lineage.MANIFEST}{p}"] for p in summary.manifests} == summary.manifests
     md5s = {p: tags[f"{lineage.MANIFEST_MD5}{p}"] for p in summary.manifests}
-    assert md5s == {p: summary.data_versions[f"manifests/{p}.json"] for p in summary.manifests}
+    assert md5s == {p: summary.data_versions[f"manifests/{summary.run_id}.json"] for p in summary.manifests}
     assert all(len(md5) == 32 for md5 in md5s.values())
     lines = "".join(f"{path} {md5}\n" for path, md5 in sorted(summary.data_versions.items()))
     assert tags[lineage.DVC_REVISION] == hashlib.sha256(lines.encode()).hexdigest()
@@ -87,7 +87,9 @@ def test_every_registered_version_carries_its_lineage_and_a_card_with_the_summar
     # the claimed rows are the parties' own files' rows; the DVC md5s are the metadata twin's
     assert summary.claimed_rows == {p: len(pd.read_csv(path)) for p, path in federation.layout.party_data.items()}
     tracked = {Path(p).name: md5 for p, md5 in federation.edges.metadata.tracked().items()}
-    assert {d.party: d.manifest_md5 for d in card.data} == {p: tracked[f"{p}.json"] for p in summary.manifests}
+    assert {d.party: d.manifest_md5 for d in card.data} == {
+        p: tracked[f"{summary.run_id}.json"] for p in summary.manifests
+    }
     # the privacy settings are the run's: DP over RDP, epsilon as the last round reported it
     assert card.privacy.dp_mode == "central" and card.privacy.accountant == "rdp"
     assert card.privacy.epsilon == summary.rounds[-1].epsilon > 0
@@ -187,5 +189,5 @@ def test_a_real_runs_registered_version_has_its_lineage_tags_and_card(demo):
     assert version.version == summary.promotion.version and version.run_id == summary.mlflow_run_id
     _assert_lineage_matches(version.tags, card, summary, frozen)
     assert version.description == card.description() == card.markdown()  # a demo card fits
-    dvc_file = workspace.metadata_repo / "manifests" / f"{card.data[0].party}.json.dvc"
+    dvc_file = workspace.metadata_repo / "manifests" / f"{summary.run_id}.json.dvc"
     assert f"md5: {card.data[0].manifest_md5}" in dvc_file.read_text()  # DVC's own record of the manifest

@@ -86,3 +86,19 @@ def test_untrack_drops_the_record_and_keeps_the_file(tmp_path: Path):
 
     assert repo.tracked() == {"champions/kept.json": md5_of(kept)}
     assert dropped.exists() and not dropped.with_name("dropped.json.dvc").exists()
+
+
+def test_many_files_are_tracked_in_one_go_each_with_its_own_hash(tmp_path: Path):
+    root, remote = tmp_path / "metadata", tmp_path / "metadata-remote"
+    repo = MetadataRepo(root, remote)
+    paths = [write_json(root / "manifests" / f"party-{i}.json", {"rows": 10 + i}) for i in range(5)]
+
+    hashes = repo.track_all(paths)
+
+    assert hashes == {path: md5_of(path) for path in paths}
+    assert len(set(hashes.values())) == 5
+    assert repo.push() == 5
+    assert repo.tracked() == {f"manifests/party-{i}.json": md5_of(paths[i]) for i in range(5)}
+    assert repo.track_all([]) == {}
+    with pytest.raises(ValueError, match="outside"):
+        repo.track_all([write_json(tmp_path / "elsewhere.json", {})])

@@ -53,6 +53,7 @@ MAX_PENDING = 10_000  # messages from other threads not yet handed to the ROUTER
 RECEIVE_BATCH = 256  # incoming messages handled before the outbox is served again
 CLOSE_FLUSH_S = 1.0  # close() spends at most this long handing queued messages (e.g. SHUTDOWN) to the ROUTER
 CLOSE_LINGER_MS = 500  # then libzmq gets this long to write them out
+ACCEPT_BACKLOG = 4096  # TCP connections waiting to be accepted (the kernel caps it at net.core.somaxconn)
 _TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.EHOSTUNREACH, errno.ENOBUFS, errno.ENOMEM, zmq.ETERM}
 
 
@@ -136,7 +137,8 @@ class RouterEndpoint:
 
     ``on_message(peer, frames)`` runs on the I/O thread for every message from an admitted peer;
     exceptions it raises are logged and never stop the thread. ``dropped`` counts, per routing id,
-    the messages that were never handed to the peer (pipe full, peer gone, endpoint closing).
+    the messages that were never handed to the peer (pipe full, peer gone, endpoint closing);
+    ``received`` and ``sent`` count the messages read from and handed to the ROUTER.
     """
 
     def __init__(
@@ -151,6 +153,8 @@ class RouterEndpoint:
         max_pending: int = MAX_PENDING,
     ) -> None:
         self.dropped: Counter[bytes] = Counter()
+        self.received = 0  # written by the I/O thread only
+        self.sent = 0
         self._on_message = on_message
         self._send_wait_s = send_wait_s
         self._deliver_within_s = deliver_within_s
@@ -179,6 +183,7 @@ class RouterEndpoint:
             self._router.maxmsgsize = 2 * max_message_bytes  # beyond this libzmq drops the peer; below, decode counts
             self._router.router_mandatory = True  # an unroutable send raises (counted) instead of vanishing
             self._router.linger = 0
+            self._router.backlog = ACCEPT_BACKLOG  # libzmq's 100 would refuse a burst of parties connecting at once
             self._router.bind(bind)
             self.endpoint: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as error:
@@ -258,6 +263,7 @@ class RouterEndpoint:
             return False
         try:
             self._router.send_multipart([routing_id, *frames], flags=zmq.NOBLOCK, copy=False)
+            self.sent += 1
             return True
         except zmq.Again:
             self._drop(routing_id, "its pipe is full", quiet=True)
@@ -340,6 +346,7 @@ class RouterEndpoint:
                 item = items[0]
                 try:
                     self._router.send_multipart(item.frames, flags=zmq.NOBLOCK, copy=False)
+                    self.sent += 1
                 except zmq.Again:
                     if now < item.deadline:
                         break  # the peer's pipe is full: try again on the next turn
@@ -362,6 +369,7 @@ class RouterEndpoint:
                 frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            self.received += 1
             if len(frames) < 2:
                 continue
             peer = Peer(routing_id=frames[0].bytes, public_key=frames[1].get("User-Id"))
@@ -375,6 +383,47 @@ class RouterEndpoint:
                         peer.public_key,
                         self._handler_failures,
                     )
+
+
+def _dealer_socket(
+    context: zmq.Context,
+    address: str,
+    server_public_key: str,
+    keys: KeyPair,
+    linger_ms: int,
+    send_timeout_ms: int | None,
+) -> zmq.Socket:
+    """A DEALER with its own CURVE identity (``keys``), connecting to ``address``; reconnects with back-off."""
+    socket = context.socket(zmq.DEALER)
+    try:
+        socket.curve_serverkey = server_public_key.encode("ascii")
+        socket.curve_publickey = keys.public.encode("ascii")
+        socket.curve_secretkey = keys.secret.encode("ascii")
+        socket.reconnect_ivl = RECONNECT_MS
+        socket.reconnect_ivl_max = RECONNECT_MAX_MS
+        socket.linger = linger_ms
+        socket.sndtimeo = -1 if send_timeout_ms is None else send_timeout_ms
+        socket.connect(address)
+    except zmq.ZMQError:
+        socket.close(linger=0)
+        raise
+    return socket
+
+
+def _receive(socket: zmq.Socket, timeout_s: float) -> list[Any] | None:
+    try:
+        if socket.poll(int(timeout_s * 1000), zmq.POLLIN):
+            return socket.recv_multipart(copy=False)
+    except zmq.ZMQError as error:
+        raise edge_error("cannot receive from the coordinator", error) from error
+    return None
+
+
+def _send(socket: zmq.Socket, frames: Sequence[Any]) -> None:
+    try:
+        socket.send_multipart(list(frames), copy=False)
+    except zmq.ZMQError as error:
+        raise edge_error("cannot send to the coordinator", error) from error
 
 
 class DealerEndpoint:
@@ -393,34 +442,81 @@ class DealerEndpoint:
     ) -> None:
         self._context = zmq.Context()
         try:
-            self._socket = self._context.socket(zmq.DEALER)
-            self._socket.curve_serverkey = server_public_key.encode("ascii")
-            self._socket.curve_publickey = keys.public.encode("ascii")
-            self._socket.curve_secretkey = keys.secret.encode("ascii")
-            self._socket.reconnect_ivl = RECONNECT_MS
-            self._socket.reconnect_ivl_max = RECONNECT_MAX_MS
-            self._socket.linger = linger_ms
-            self._socket.sndtimeo = -1 if send_timeout_ms is None else send_timeout_ms
-            self._socket.connect(address)
+            self._socket = _dealer_socket(self._context, address, server_public_key, keys, linger_ms, send_timeout_ms)
         except zmq.ZMQError as error:
             self._context.destroy(linger=0)
             raise edge_error(f"cannot connect to {address}", error) from error
 
     def send(self, frames: Sequence[Any]) -> None:
-        try:
-            self._socket.send_multipart(list(frames), copy=False)
-        except zmq.ZMQError as error:
-            raise edge_error("cannot send to the coordinator", error) from error
+        _send(self._socket, frames)
 
     def receive(self, timeout_s: float) -> list[Any] | None:
         """The next message's frames, or None after ``timeout_s`` without one."""
-        try:
-            if self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
-                return self._socket.recv_multipart(copy=False)
-        except zmq.ZMQError as error:
-            raise edge_error("cannot receive from the coordinator", error) from error
-        return None
+        return _receive(self._socket, timeout_s)
 
     def close(self) -> None:
         self._socket.close()
+        self._context.term()
+
+
+class PooledDealer:
+    """One party's connection in a ``DealerPool``: a DEALER of its own (its own CURVE identity) on the pool's
+    context. Used from the pool's one thread only, like every zmq socket."""
+
+    def __init__(self, pool: DealerPool, socket: zmq.Socket) -> None:
+        self._pool = pool
+        self._socket = socket
+
+    def send(self, frames: Sequence[Any]) -> None:
+        _send(self._socket, frames)
+
+    def receive(self, timeout_s: float) -> list[Any] | None:
+        return _receive(self._socket, timeout_s)
+
+    def close(self) -> None:
+        self._pool.forget(self)
+        self._socket.close()
+
+
+class DealerPool:
+    """Many parties' DEALER sockets on one zmq context and one poller: a simulation runs hundreds of party
+    agents from one thread (``consortia simulate``). Each socket is a distinct CURVE identity dialling the
+    coordinator exactly as a ``DealerEndpoint`` does; only the context (its I/O thread) and the poll are shared."""
+
+    def __init__(self, linger_ms: int = 1000, send_timeout_ms: int = 1000) -> None:
+        self._context = zmq.Context()
+        self._context.max_sockets = 65_536  # libzmq's default is 1,023 per context
+        self._poller = zmq.Poller()
+        self._dealers: dict[zmq.Socket, PooledDealer] = {}
+        self._linger_ms = linger_ms
+        self._send_timeout_ms = send_timeout_ms  # one connection that cannot send must not hold up the others
+
+    def open(self, address: str, server_public_key: str, keys: KeyPair) -> PooledDealer:
+        """A new connection for the party holding ``keys`` (a ``DealerFactory``)."""
+        try:
+            socket = _dealer_socket(
+                self._context, address, server_public_key, keys, self._linger_ms, self._send_timeout_ms
+            )
+        except zmq.ZMQError as error:
+            raise edge_error(f"cannot connect to {address}", error) from error
+        dealer = PooledDealer(self, socket)
+        self._dealers[socket] = dealer
+        self._poller.register(socket, zmq.POLLIN)
+        return dealer
+
+    def forget(self, dealer: PooledDealer) -> None:
+        if self._dealers.pop(dealer._socket, None) is not None:
+            self._poller.unregister(dealer._socket)
+
+    def ready(self, timeout_s: float) -> list[PooledDealer]:
+        """The connections with a message waiting, after at most ``timeout_s``."""
+        try:
+            events = self._poller.poll(int(timeout_s * 1000))
+        except zmq.ZMQError as error:
+            raise edge_error("cannot poll the coordinator connections", error) from error
+        return [self._dealers[socket] for socket, _ in events if socket in self._dealers]
+
+    def close(self) -> None:
+        for dealer in list(self._dealers.values()):
+            dealer.close()
         self._context.term()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,18 @@ class MetadataRepo:
         with self._open() as repo:
             (stage,) = repo.add(str(target))
             return stage.outs[0].hash_info.value
+
+    def track_all(self, paths: Sequence[Path]) -> dict[Path, str]:
+        """``dvc add`` several files in one go (one index load, not one per file); path -> md5 of each."""
+        targets = [Path(path).resolve() for path in paths]
+        for target in targets:
+            if not target.is_relative_to(self.root):
+                raise ValueError(f"{target} is outside the metadata repository {self.root}")
+        if not targets:
+            return {}
+        with self._open() as repo:
+            stages = repo.add([str(target) for target in targets])
+            return {Path(path): stage.outs[0].hash_info.value for path, stage in zip(paths, stages, strict=True)}
 
     def push(self) -> int:
         """Push every tracked file to the remote; returns how many files were transferred."""

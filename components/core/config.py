@@ -173,6 +173,12 @@ class StrategyConfig(_Strict):
 class CoordinatorConfig(_Strict):
     bind: str = "tcp://127.0.0.1:5555"
     secret_key_file: Path
+    max_inflight_mb: int = Field(
+        default=256,
+        ge=1,
+        description="requests carrying the model (training, evaluation) unanswered at once, in MB: a model's worth "
+        "of memory each while in flight, so many parties get it in waves (always one party at least)",
+    )
 
 
 class PartyEntry(_Strict):
@@ -313,10 +319,12 @@ class FederationConfig(_Strict):
     privacy_delta: float = Field(default=1e-5, gt=0, lt=1, description="delta for epsilon reports without budgets")
     max_message_mb: int = Field(default=256, ge=1)
     party_rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
-    party_updates: Literal["keep", "until_settled"] = Field(
+    party_updates: Literal["keep", "until_settled", "none"] = Field(
         default="keep",
         description="until_settled: delete each party's stored updates once the run completed (valuation and "
-        "rewards are done, no resume needs them); keep: keep them in checkpoints/RUN_ID/updates",
+        "rewards are done, no resume needs them); keep: keep them in checkpoints/RUN_ID/updates; none: never "
+        "keep them (contributions are not valued), so FedAvg and FedProx fold each update into the aggregate "
+        "as it arrives and the coordinator's memory grows with the model, not with parties x model",
     )
     max_update_norm: float | None = Field(
         default=None, gt=0, description="reject updates farther than this (L2) from the global model"

@@ -1,6 +1,7 @@
 """Aggregation kernels: free functions on lists of parameter sets, no I/O.
 
-The weighted mean (FedAvg's kernel, cache-blocked) and the robust kernels. Each robust kernel works
+The weighted mean (FedAvg's kernel, cache-blocked; ``RunningMean`` folds updates in as they arrive) and the
+robust kernels. Each robust kernel works
 coordinate by coordinate (median, trimmed mean) or on whole flattened updates (Krum), and returns tensors
 named, shaped and typed like the first input.
 """
@@ -81,6 +82,40 @@ class WeightedMean:
             out[name] = np.empty(np.shape(first), dtype=dtype)
             _weighted_sum_into(out[name], arrays, scales)
         return out
+
+
+class RunningMean:
+    """Weighted mean of parameter sets folded in as they arrive: it holds one running sum, never the sets.
+
+    ``add`` adds ``weight * params`` into the sum with the same cache-blocked kernel (float32 sums for
+    float32 tensors), so memory is one model's worth however many updates come; ``result`` divides by the
+    total weight. Equal to ``WeightedMean`` up to float32 rounding.
+    """
+
+    def __init__(self) -> None:
+        self._sum: Params = {}
+        self._weight = 0.0
+
+    def add(self, params: Mapping[str, np.ndarray], weight: float) -> None:
+        if weight < 0:
+            raise ValueError("weights must be non-negative")
+        if not self._sum:
+            self._sum = {
+                name: np.zeros(np.shape(array), dtype=_accumulator_dtype(np.asarray(array).dtype))
+                for name, array in params.items()
+            }
+        for name, total in self._sum.items():
+            _weighted_sum_into(total, [total, np.asarray(params[name])], [1.0, float(weight)])
+        self._weight += weight
+
+    @property
+    def total_weight(self) -> float:
+        return self._weight
+
+    def result(self, dtype: np.dtype | type = np.float32) -> Params:
+        if not self._sum or self._weight <= 0:
+            raise ValueError("weighted mean of nothing (no updates or all weights zero)")
+        return {name: (total / self._weight).astype(dtype, copy=False) for name, total in self._sum.items()}
 
 
 def weighted_mean(

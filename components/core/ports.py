@@ -238,6 +238,10 @@ class MetadataPort(Protocol):
 
     def track(self, path: Path) -> str: ...
 
+    def track_all(self, paths: Sequence[Path]) -> dict[Path, str]:
+        """Track several files at once (path -> content hash): a thousand parties' manifests in one go."""
+        ...
+
     def push(self) -> int: ...
 
     def untrack(self, path: Path) -> None:

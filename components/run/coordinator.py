@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +74,7 @@ class _Pending:
     run_id: str
     round: int
     check: ReplyCheck | None
+    keep_tensors: bool = True
     reply: Reply | None = None
     error: str | None = None
 
@@ -132,6 +133,7 @@ class Coordinator:
     flood_disconnect_after: int = 2000  # dropped messages after which the party is disconnected for this run
     dropped: Counter[str] = field(default_factory=Counter)  # unasked messages over the party's rate, not handled
     disconnected: set[str] = field(default_factory=set)  # parties disconnected for flooding
+    max_inflight_bytes: int = 256 << 20  # requests with tensors unanswered at once, in bytes (one at least)
 
     def __post_init__(self) -> None:
         self.liveness = Liveness(self.liveness_timeout_s)
@@ -249,34 +251,37 @@ class Coordinator:
                     pending.error = why
 
     def _settle(self, party: str, envelope: Envelope, tensors: Params, size: int) -> None:
+        """Match a reply to its open request. Under the lock: a reply the request's ``check`` took (e.g. folded
+        into a running sum) is settled in the same step, so the exchange returns either both or neither."""
         with self._changed:
             pending = self._pending.get(envelope.reply_to or "")
-        if pending is None or pending.reply is not None or pending.error is not None:
-            self.late[party] += 1
-            if self._may_log(party, "late"):
-                log.info("discarded a late or unexpected %s from %s", envelope.kind.value, party)
-            return
-        if pending.party != party:
-            raise ProtocolError("reply to a request sent to another party", code="reply_to")
-        if envelope.run_id != pending.run_id or envelope.round != pending.round:
-            raise ProtocolError(
-                f"reply for run {envelope.run_id!r} round {envelope.round}, expected "
-                f"{pending.run_id!r} round {pending.round}",
-                code="ids",
-            )
-        if envelope.kind == Kind.ERROR:
-            error = parse_body(ErrorReply, envelope.body)
-            pending.error = f"{error.code}: {error.message}"
-            return
-        if envelope.kind != pending.expected:
-            raise ProtocolError(f"expected {pending.expected.value}, got {envelope.kind.value}", code="kind")
-        try:
-            if pending.check is not None:
-                pending.check(envelope, tensors)
-        except ProtocolError as error:
-            pending.error = f"{error.code}: {error}"
-            raise
-        pending.reply = Reply(party=party, envelope=envelope, tensors=tensors, size=size)
+            if pending is None or pending.reply is not None or pending.error is not None:
+                self.late[party] += 1
+                if self._may_log(party, "late"):
+                    log.info("discarded a late or unexpected %s from %s", envelope.kind.value, party)
+                return
+            if pending.party != party:
+                raise ProtocolError("reply to a request sent to another party", code="reply_to")
+            if envelope.run_id != pending.run_id or envelope.round != pending.round:
+                raise ProtocolError(
+                    f"reply for run {envelope.run_id!r} round {envelope.round}, expected "
+                    f"{pending.run_id!r} round {pending.round}",
+                    code="ids",
+                )
+            if envelope.kind == Kind.ERROR:
+                error = parse_body(ErrorReply, envelope.body)
+                pending.error = f"{error.code}: {error.message}"
+                return
+            if envelope.kind != pending.expected:
+                raise ProtocolError(f"expected {pending.expected.value}, got {envelope.kind.value}", code="kind")
+            try:
+                if pending.check is not None:
+                    pending.check(envelope, tensors)
+            except ProtocolError as error:
+                pending.error = f"{error.code}: {error}"
+                raise
+            kept = tensors if pending.keep_tensors else {}  # not kept: the check took what it needed
+            pending.reply = Reply(party=party, envelope=envelope, tensors=kept, size=size)
 
     def count_refusal(self, party: str, error: ProtocolError) -> None:
         """Count, log (within the party's log budget) and report a refused message or claim of ``party``."""
@@ -388,45 +393,80 @@ class Coordinator:
         timeout_s: float = 60.0,
         check: ReplyCheck | None = None,
         bodies: Mapping[str, dict[str, Any]] | None = None,
+        keep_tensors: bool = True,
     ) -> Exchange:
         """Send one request to each party and collect replies until all answered or the deadline.
 
-        ``bodies`` gives some parties their own body (merged over ``body``)."""
+        ``bodies`` gives some parties their own body (merged over ``body``). With ``keep_tensors`` False the
+        replies keep no tensors: ``check`` saw each reply's tensors and took what it needed (a running sum).
+
+        Requests with tensors go out as replies come back, at most ``max_inflight_bytes`` of them unanswered
+        at once: each encrypted copy of a model in flight costs the coordinator a model's worth of memory, so a
+        thousand parties get the model in waves, not at once. A party whose turn the deadline overtook is
+        reported missing."""
         expected = REQUEST_REPLY[kind]
         sent: dict[str, str] = {}
         bytes_down = 0
         errors: dict[str, str] = {}
-        for party in parties:
-            info = self.parties[party]
-            if info.routing_id is None:
-                errors[party] = "not connected"
-                continue
-            own = {**body, **bodies[party]} if bodies and party in bodies else body
-            envelope = Envelope(kind=kind, run_id=run_id, round=round_number, sender=COORDINATOR, body=own)
-            with self._changed:
-                self._pending[envelope.message_id] = _Pending(party, expected, run_id, round_number, check)
-            try:
-                bytes_down += self._send(info.routing_id, envelope, tensors)
-            except EdgeUnavailable as error:  # the party is reported, the others still get their request
-                with self._changed:
-                    self._pending.pop(envelope.message_id, None)
-                errors[party] = str(error)
-                log.warning("could not send %s to %s: %s", kind.value, party, error)
-                continue
-            sent[party] = envelope.message_id
+        waiting = deque(parties)
         deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while True:
+        size = 0  # of one request: with tensors, at most max_inflight_bytes of them are unanswered at once
+
+        def room(open_count: int) -> bool:
+            return not tensors or open_count == 0 or open_count * size < self.max_inflight_bytes
+
+        while True:
+            while waiting and room(sum(1 for m in sent.values() if not self._settled(m))):
+                party = waiting.popleft()
+                own = {**body, **bodies[party]} if bodies and party in bodies else body
+                sent_id, sent_size = self._request(
+                    party, kind, expected, run_id, round_number, own, tensors, check, keep_tensors, errors
+                )
+                if sent_id is not None:
+                    sent[party], size = sent_id, sent_size
+                    bytes_down += sent_size
+            with self._changed:
                 open_ids = [m for m in sent.values() if not self._settled(m)]
                 remaining = deadline - time.monotonic()
-                if not open_ids or remaining <= 0:
+                if (not open_ids and not waiting) or remaining <= 0:
+                    results = {party: self._pending.pop(mid) for party, mid in sent.items()}
                     break
-                self._changed.wait(min(remaining, 0.5))
-            results = {party: self._pending.pop(mid) for party, mid in sent.items()}
+                if not waiting or not room(len(open_ids)):
+                    self._changed.wait(min(remaining, 0.5))
         replies = {p: r.reply for p, r in results.items() if r.reply is not None}
         errors.update({p: r.error for p, r in results.items() if r.error is not None})
-        missing = [p for p, r in results.items() if r.reply is None and r.error is None]
+        missing = [p for p, r in results.items() if r.reply is None and r.error is None] + list(waiting)
         return Exchange(replies, errors, missing, sum(r.size for r in replies.values()), bytes_down)
+
+    def _request(
+        self,
+        party: str,
+        kind: Kind,
+        expected: Kind,
+        run_id: str,
+        round_number: int,
+        body: dict[str, Any],
+        tensors: Mapping[str, np.ndarray] | None,
+        check: ReplyCheck | None,
+        keep_tensors: bool,
+        errors: dict[str, str],
+    ) -> tuple[str | None, int]:
+        """Send one party its request: its message id and size, or (None, 0) with the reason in ``errors``."""
+        info = self.parties[party]
+        if info.routing_id is None:
+            errors[party] = "not connected"
+            return None, 0
+        envelope = Envelope(kind=kind, run_id=run_id, round=round_number, sender=COORDINATOR, body=body)
+        with self._changed:
+            self._pending[envelope.message_id] = _Pending(party, expected, run_id, round_number, check, keep_tensors)
+        try:
+            return envelope.message_id, self._send(info.routing_id, envelope, tensors)
+        except EdgeUnavailable as error:  # the party is reported, the others still get their request
+            with self._changed:
+                self._pending.pop(envelope.message_id, None)
+            errors[party] = str(error)
+            log.warning("could not send %s to %s: %s", kind.value, party, error)
+            return None, 0
 
     def _settled(self, message_id: str) -> bool:
         pending = self._pending[message_id]

@@ -5,12 +5,14 @@ run and coordinator through the store's departures, until the MLOps engineer re-
 
 It owns the coordinator's endpoint for the run. Party events arrive on the transport's I/O thread;
 the directory updates its memory at once and hands the store writes to one writer thread, so a
-slow or locked store never stalls the I/O thread (heartbeats of one party coalesce to the latest).
+slow or locked store never stalls the I/O thread (heartbeats of one party coalesce to the latest, and reach
+the writer once every ``HEARTBEAT_RECORD_EVERY_S`` at most: liveness, in memory, sees every one).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -26,6 +28,9 @@ from components.run.recorder import RunRecorder
 log = logging.getLogger(__name__)
 _STOP = ("", "stop", {})
 JOIN_NOTICE_S = 10.0  # while waiting for the listed parties, say who is awaited this often
+NAMED = 20  # parties named one by one in a log line; the rest are counted
+HEARTBEAT_RECORD_EVERY_S = 10.0  # a party's heartbeats reach the store this often at most: a thousand parties
+# beating every second would otherwise ask for a thousand store writes a second, and the writer's queue would grow
 
 
 class PartyDirectory:
@@ -53,6 +58,7 @@ class PartyDirectory:
         self._key_of = {p.name: p.public_key for p in admitted}
         for party in admitted:
             recorder.admit(party.name, party.public_key)
+        self._beat_recorded: dict[str, float] = {}  # party -> when its last heartbeat went to the writer
         self._events: queue.SimpleQueue[tuple[str, str, dict[str, Any]]] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_events, name="party-status-writer", daemon=True)
         self._writer.start()
@@ -67,6 +73,7 @@ class PartyDirectory:
             message_burst=config.party_rate_limit.burst,
             message_rate_per_s=config.party_rate_limit.messages_per_s,
             flood_disconnect_after=config.party_rate_limit.disconnect_after,
+            max_inflight_bytes=config.coordinator.max_inflight_mb << 20,
         )
 
     # ---- who is there ----
@@ -97,7 +104,7 @@ class PartyDirectory:
             if (left := deadline - time.monotonic()) >= 1:
                 log.info(
                     "waiting for %s (%d of %d parties connected), up to %.0f s more (join_timeout_s)",
-                    ", ".join(missing),
+                    _some(missing),
                     len(self.names) - len(missing),
                     len(self.names),
                     left,
@@ -106,8 +113,8 @@ class PartyDirectory:
         if len(ready) >= self.config.min_parties:
             log.warning(
                 "starting with %s; left out: %s (not connected within join_timeout_s=%.0f s)",
-                ", ".join(ready),
-                ", ".join(n for n in self.names if n not in ready),
+                _some(ready),
+                _some([n for n in self.names if n not in ready]),
                 timeout,
             )
             return ready
@@ -130,6 +137,11 @@ class PartyDirectory:
 
     # ---- events (I/O thread) ----
     def _on_party_event(self, party: str, event: str, detail: dict[str, Any]) -> None:
+        if event == "heartbeat":  # liveness saw it; the store hears of a party's heartbeats every few seconds
+            now = time.monotonic()
+            if now - self._beat_recorded.get(party, -math.inf) < HEARTBEAT_RECORD_EVERY_S:
+                return
+            self._beat_recorded[party] = now
         if event == "leave":  # forgotten at once in what is written next; its store rows go on the writer thread
             self.names = [p for p in self.names if p != party]
             self.recorder.left.add(party)
@@ -177,3 +189,9 @@ class PartyDirectory:
                 self.recorder.party_status(party, "offline")
             except Exception:
                 log.exception("could not mark %s offline", party)
+
+
+def _some(names: list[str]) -> str:
+    """``names`` for a log line: the first ``NAMED`` of them, then how many more (a thousand names help nobody)."""
+    shown = ", ".join(names[:NAMED])
+    return shown if len(names) <= NAMED else f"{shown} and {len(names) - NAMED} more"

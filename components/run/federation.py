@@ -154,7 +154,9 @@ class FederationRun:
             lambda params: self.evaluator.metrics(params, 0),
             GLM_NOT_VALUED
             if config.model.kind == "glm"
-            else individual_updates_withheld(config.secure_aggregation.enabled, self.strategy.privacy()),
+            else individual_updates_withheld(
+                config.secure_aggregation.enabled, self.strategy.privacy(), kept=config.party_updates != "none"
+            ),
             edges.store.reputation_of,
         )
         self.promoter = Promoter(

@@ -3,7 +3,8 @@
 Tags (stable: ``consortia reproduce`` and the dashboard read them; documented in the README):
 
 - ``consortia.run_id``: the Consortia run; ``manifest.PARTY``: SHA-256 of the party's data file;
-- ``consortia.data.manifest_md5.PARTY``: DVC md5 of the party's manifest (``manifests/PARTY.json``);
+- ``consortia.data.manifest_md5.PARTY``: DVC md5 of the run's manifests file (``manifests/RUN_ID.json``) that
+  holds the party's manifest;
 - ``consortia.data.dvc_revision``: SHA-256 over the run's DVC-tracked files, ``path md5`` lines sorted;
 - ``consortia.contract``, ``.name``, ``.version``, ``.hash`` (content hash), ``.dvc_md5`` (DVC md5 of its copy);
 - ``consortia.config.sha256``: SHA-256 of the frozen config (``config_sha256``);
@@ -226,14 +227,11 @@ def build_lineage(
     """Tags and card of the model a run is about to register, from its summary (rounds, settlement done)."""
     config = summary.config
     contract_md5 = summary.data_versions.get(f"contracts/{contract.name}_v{contract.version}.json")
+    manifests_md5 = summary.data_versions.get(f"manifests/{summary.run_id}.json")  # every party's, in one file
     tags = {
         RUN_ID: summary.run_id,
         **{MANIFEST + party: digest for party, digest in summary.manifests.items()},
-        **{
-            MANIFEST_MD5 + party: md5
-            for party in summary.manifests
-            if (md5 := summary.data_versions.get(f"manifests/{party}.json"))
-        },
+        **({MANIFEST_MD5 + party: manifests_md5 for party in summary.manifests} if manifests_md5 else {}),
         DVC_REVISION: dvc_revision(summary.data_versions),
         CONTRACT: contract.ref,
         f"{CONTRACT}.name": contract.name,
@@ -269,7 +267,7 @@ def build_lineage(
             PartyData(
                 party=party,
                 manifest_sha256=digest,
-                manifest_md5=summary.data_versions.get(f"manifests/{party}.json"),
+                manifest_md5=manifests_md5,
                 rows_claimed=summary.claimed_rows.get(party),
                 rows_validated=summary.validation.get(party, {}).get("row_count"),
                 validation_passed=summary.validation.get(party, {}).get("success"),

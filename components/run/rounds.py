@@ -4,6 +4,11 @@ Every update already passed the boundary's layout check (names, shapes, dtypes, 
 here each reply is checked against the request it answers (its party validated rows this run; its distance
 from the global model it was sent), and weighs what the coordinator can vouch for: its example count, at most
 the rows its party validated this run, and at most the configured share of the aggregate (``max_party_weight``).
+
+With ``party_updates: none`` and a streaming strategy (FedAvg, FedProx) and no ``max_party_weight`` (a cap needs
+every weight first), each update is folded into the running weighted sum the moment it passes its checks and is
+not kept: the coordinator holds one model's worth of sums, not one update per party. Robust rules, wrappers and
+valuation need every update, so they keep them for the round as before.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from components.core.claims import bounded_examples, cap_shares
 from components.core.config import FederationConfig
 from components.core.contract import Contract
 from components.core.errors import ProtocolError, QuorumNotReached
+from components.core.kernels import RunningMean
 from components.core.params import Layout, Params
 from components.core.protocol import Envelope, Kind
 from components.core.protocol.bodies import TrainRequest, UpdateReply, parse_body
 from components.core.strategies import ClientUpdate, Strategy
+from components.core.strategies.base import Streaming
 from components.core.update_checks import check_distance
 from components.run.coordinator import Coordinator, Reply
 from components.run.exchanges import problems
@@ -65,15 +72,30 @@ class Rounds:
                 f"{len(updates)} updates: {error}"
             ) from None
 
+    def streams(self) -> bool:
+        """True when this run folds updates into a running sum as they arrive instead of keeping them."""
+        return (
+            self.config.party_updates == "none"
+            and self.config.max_party_weight is None
+            and isinstance(self.strategy, Streaming)
+        )
+
     def _plain(self, round_number: int, parties: list[str], request: TrainRequest, current: Params) -> RoundResult:
-        """Every party's checked update reaches the strategy; updates are kept for valuation."""
+        """Every party's checked update reaches the strategy (kept for valuation), or is folded into the
+        strategy's running mean as it arrives (``streams``)."""
         max_norm = self.config.max_update_norm
+        running: RunningMean | None = (
+            self.strategy.running() if isinstance(self.strategy, Streaming) and self.streams() else None
+        )
 
         def check(envelope: Envelope, tensors: Params) -> None:
             if envelope.sender not in self.rows_validated:
                 raise ProtocolError(f"{envelope.sender} validated no rows this run", code="claim")
             if max_norm is not None:
                 check_distance(tensors, current, max_norm)
+            if running is not None:  # the last step: the coordinator settles the reply in the same step
+                claimed = parse_body(UpdateReply, envelope.body).num_examples
+                running.add(tensors, bounded_examples(claimed, self.rows_validated[envelope.sender]))
 
         exchange = self.coordinator.exchange(
             parties,
@@ -84,6 +106,7 @@ class Rounds:
             tensors=current,
             timeout_s=self.config.round_timeout_s,
             check=check,
+            keep_tensors=running is None,
         )
         updates = self._weighed(round_number, exchange.replies)
         refuse_contract_mismatches(exchange.errors, self.contract)
@@ -92,9 +115,10 @@ class Rounds:
             raise QuorumNotReached(
                 f"round {round_number}: {len(updates)} usable updates, need {self.config.min_parties} ({refused})"
             )
-        aggregated = self._aggregate(round_number, current, updates)
+        aggregated = running.result() if running is not None else self._aggregate(round_number, current, updates)
         self.checkpoints.save_round(round_number, aggregated, self.strategy.state())
-        self.checkpoints.save_updates(round_number, updates)
+        if self.config.party_updates != "none":
+            self.checkpoints.save_updates(round_number, updates)
         return RoundResult(
             round=round_number,
             participants=[u.party for u in updates],

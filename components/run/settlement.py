@@ -23,9 +23,15 @@ from components.core.valuation.run_totals import RoundGame, ranks_within_error, 
 from components.run.records import Contributions, ReputationChange, Rewards
 from components.run.summary import ModelReward, RoundRow, ValuationReport
 
+UPDATES_NOT_KEPT = (
+    "none: party_updates is 'none': each update went into the round's aggregate and was not kept, so there are "
+    "no per-party updates to value (keep them with party_updates 'keep' or 'until_settled')"
+)
 
-def individual_updates_withheld(secure: bool, privacy: PrivacyAccount | None) -> str | None:
-    """Why per-party updates may not be valued or released in this run, or None when they may."""
+
+def individual_updates_withheld(secure: bool, privacy: PrivacyAccount | None, kept: bool = True) -> str | None:
+    """Why per-party updates may not be valued or released in this run, or None when they may
+    (``kept``: the run keeps each round's updates, ``party_updates`` is not 'none')."""
     if secure:
         available = methods_under_secure_aggregation() or "none"
         return (
@@ -38,7 +44,7 @@ def individual_updates_withheld(secure: bool, privacy: PrivacyAccount | None) ->
             "reward models computed from raw per-party updates would spend privacy the accountant does not count "
             "(use dp mode 'local' to value DP-protected updates)"
         )
-    return None
+    return None if kept else UPDATES_NOT_KEPT
 
 
 def contribution_statement(report: ValuationReport) -> str:

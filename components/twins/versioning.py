@@ -8,6 +8,7 @@ objects it copied, as ``dvc push`` does. Only files are tracked (DVC would hash 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from components.core.errors import EdgeFailure
@@ -41,6 +42,9 @@ class MemoryMetadata(FaultInjection):
         self.cache[md5] = content
         self.files[target] = md5
         return md5
+
+    def track_all(self, paths: Sequence[Path]) -> dict[Path, str]:
+        return {Path(path): self.track(path) for path in paths}
 
     @injectable
     def push(self) -> int:

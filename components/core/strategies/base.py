@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from components.core.kernels import RunningMean
 from components.core.params import Params
 
 DpMode = Literal["central", "local"]
@@ -100,6 +101,14 @@ class Strategy(Protocol):
         Wrappers pass their inner strategy's account through, so the run finds DP at any depth.
         """
         ...
+
+
+@runtime_checkable
+class Streaming(Protocol):
+    """A strategy whose aggregate is a running weighted mean: the rounds may fold each update in as it arrives
+    (``running``) instead of holding every update until the round ends; ``aggregate`` gives the same result."""
+
+    def running(self) -> RunningMean: ...
 
 
 class Stateless:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.core.kernels import WeightedMean
+from components.core.kernels import RunningMean, WeightedMean
 from components.core.params import Params
 from components.core.strategies.base import ClientUpdate, Stateless
 
@@ -17,3 +17,7 @@ class FedAvg(Stateless):
         for update in updates:
             acc.add(update.params, float(update.num_examples))
         return acc.result()
+
+    def running(self) -> RunningMean:
+        """The example-weighted mean, folded update by update (``components.core.strategies.base.Streaming``)."""
+        return RunningMean()
