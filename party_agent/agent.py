@@ -13,6 +13,7 @@ import copy
 import functools
 import importlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -577,9 +578,11 @@ class PartyAgent:
         training, validation = self._rows(request.run_id)
         rows = training if validation is None else validation
         features, labels = self.features[rows], self.labels[rows]
+        measured = evaluate(asked.model, tensors, features, labels)
         reply = EvaluationReply(
             num_examples=len(labels),
-            metrics=evaluate(asked.model, tensors, features, labels),
+            # a metric undefined on these rows (ROC AUC where one class is present) is left out, not sent as NaN
+            metrics={name: value for name, value in measured.items() if math.isfinite(value)},
             validation_split=validation is not None,
         )
         return Kind.EVALUATION, reply.model_dump(), {}
