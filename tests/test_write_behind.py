@@ -7,6 +7,7 @@ import pytest
 
 from components.adapters.checkpoints import RunCheckpoints
 from components.adapters.write_behind import WriteBehind
+from components.core.errors import EdgeUnavailable
 
 
 def test_writes_run_in_order_and_a_failure_stops_the_later_ones_and_is_raised():
@@ -31,6 +32,23 @@ def test_writes_run_in_order_and_a_failure_stops_the_later_ones_and_is_raised():
         writer.submit(done.append, "next round")
     with pytest.raises(OSError, match="disk full"):
         writer.close()  # stops the thread, and still says a write failed
+
+
+def test_a_transient_failure_is_tried_again_in_order_before_the_later_writes():
+    writer = WriteBehind()
+    done: list[str] = []
+    faults = iter([EdgeUnavailable("store", "database is locked")])
+
+    def record_round(name: str) -> None:
+        if (fault := next(faults, None)) is not None:
+            raise fault
+        done.append(name)
+
+    writer.submit(record_round, "store row")
+    writer.submit(done.append, "finished-mark")
+    writer.close()
+
+    assert done == ["store row", "finished-mark"]  # retried, and the mark still came after it
 
 
 def test_the_finished_mark_reaches_the_disk_only_after_the_rounds_model(tmp_path):

@@ -2,16 +2,25 @@
 
 Writes run in the order they were handed over, so a later write (the "round finished" mark) never reaches the
 disk before an earlier one (that round's model): a process killed with writes still queued leaves the files of
-an earlier finished round, never a mark without its model. After one write fails, the later ones are skipped
-(no mark after a missing model) and the failure is raised to the caller at its next hand-over or ``flush``.
+an earlier finished round, never a mark without its model. A write that fails transiently (``TransientError``:
+a locked database, a server out of reach) is tried again, as Prefect retries a step, before it counts as failed.
+After one write fails, the later ones are skipped (no mark after a missing model) and the failure is raised to
+the caller at its next hand-over or ``flush``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+from components.core.errors import TransientError
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 3  # a transient failure is tried again twice, after 1 s then 2 s
 
 
 class WriteBehind:
@@ -36,11 +45,19 @@ class WriteBehind:
     def _run(self, write: Callable[..., Any], args: tuple[Any, ...]) -> None:
         if self._failure is not None:
             return  # nothing after a failed write: a later "finished" mark would point at a missing file
-        try:
-            write(*args)
-        except BaseException as error:
-            self._failure = error
-            raise
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                write(*args)
+                return
+            except TransientError as error:
+                if attempt == ATTEMPTS:
+                    self._failure = error
+                    raise
+                log.warning("%s: %s (attempt %d of %d); trying again", self._name, error, attempt, ATTEMPTS)
+                time.sleep(attempt)
+            except BaseException as error:
+                self._failure = error
+                raise
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
