@@ -31,11 +31,11 @@ from components.adapters.contracts import load_contract, validate_dataset
 from components.adapters.transport import RouterEndpoint
 from components.adapters.workspace import Workspace
 from components.core.config import FederationConfig, dump_yaml, load_federation_config
+from components.core.simulation import Assignment
 from components.run.edges import workspace_edges
 from components.run.summary import RoundRow, RunSummary
 from flows.demo import dataset_frame, prepare_demo
 from flows.processes import stop_process_groups
-from party_agent.simulation import Assignment
 
 ModelSize = Literal["10k", "1m"]
 HIDDEN: dict[ModelSize, list[int]] = {"10k": [300], "1m": [1000, 1000]}  # MLPs over the 30 contract features

@@ -23,25 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from components.adapters.checkpoints import write_text_atomically
 from components.adapters.transport import DealerPool, PooledDealer
-from components.core.contract import ValidationSummary
 from components.core.errors import EdgeFailure, EdgeUnavailable
+from components.core.simulation import Assignment
 from party_agent.agent import PartyAgent
 from party_agent.config import load_party_config
 
 log = logging.getLogger("party_agent.simulation")
 TICK_S = 0.02  # the longest an idle poll waits: finished jobs and heartbeats are looked at this often
 HEARTBEAT_S = 5.0  # heartbeats every 5 s at least apart: a thousand parties beating every second is a load test
-
-
-class Assignment(BaseModel):
-    """The parties one simulation process runs, and the summary of the generated rows' contract check."""
-
-    party_configs: list[Path]
-    validation: ValidationSummary
 
 
 class SimulatedParties:
