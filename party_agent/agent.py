@@ -144,6 +144,7 @@ class PartyAgent:
         self._own_worker = worker is None
         self._worker = worker or ThreadPoolExecutor(max_workers=limit, thread_name_prefix="party-work")
         self._lock = threading.RLock()  # the plan desk, the audit log and the wire log, shared by every link
+        self._hashed_contract: tuple[Contract, str] | None = None  # the last contract hashed, and its hash
         self._stop = threading.Event()
         self._own_validation: Future[ValidationSummary] | None = None
         self._reset_link()
@@ -266,6 +267,8 @@ class PartyAgent:
             if self.audit is not None:
                 self.audit.sent(envelope, frames)
         endpoint.send(frames)
+        if self.audit is not None:
+            self.audit.write_head()
 
     # ---- requests ----
     def _handle(self, endpoint: DealerPort, frames: list[Any]) -> None:
@@ -408,12 +411,19 @@ class PartyAgent:
                     mine = load_contract(*asked)  # type: ignore[arg-type]
                 except (ConsortiaError, TypeError, ValueError):
                     return None  # the validation itself reports that this party lacks the contract
-        if sent == mine.content_hash:
+        if sent == self._content_hash(mine):
             return None
         return (
             f"party {self.config.name} has {mine.ref} {mine.content_hash}, the coordinator sent {str(sent)[:80]}; "
             f"compare the copies with `consortia contract show {mine.name} --version {mine.version}`"
         )
+
+    def _content_hash(self, contract: Contract) -> str:
+        """``contract.content_hash``, hashed once per contract object (every request carries the hash)."""
+        hashed = self._hashed_contract
+        if hashed is None or hashed[0] is not contract:
+            hashed = self._hashed_contract = (contract, contract.content_hash)
+        return hashed[1]
 
     def _finish_job(self, endpoint: DealerPort) -> None:
         if self._job is None or not self._job.future.done():
@@ -670,6 +680,8 @@ def announce(
         if audit is not None:
             audit.sent(request, frames)
         endpoint.send(frames)
+        if audit is not None:
+            audit.write_head()
         deadline = time.monotonic() + timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
             received = endpoint.receive(timeout_s=remaining)

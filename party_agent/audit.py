@@ -12,7 +12,9 @@ tensor frames, tensor names, dtypes and shapes, and per kind the example count, 
 or manifest hash; never a row value). Heartbeats are logged at most once a minute. ``hash`` is SHA-256 over the
 entry's canonical JSON (sorted keys, no spaces) without ``hash``; ``prev`` is the previous entry's ``hash`` (64
 zeros for the first). ``verify`` recomputes the chain, so an edited, removed or reordered line is found, and the
-sidecar ``PATH.head`` (the last ``seq`` and ``hash``) finds lines cut from the end.
+sidecar ``PATH.head`` (the last ``seq`` and ``hash``) finds lines cut from the end. A ``sent`` entry is written
+before its message goes and the sidecar just after, so a process stopped in between leaves the sidecar one entry
+behind, which ``verify`` accepts when that entry is in the chain.
 """
 
 from __future__ import annotations
@@ -84,10 +86,16 @@ class AuditLog:
         self.path = path
         self._lock = threading.Lock()
         self._heartbeat_logged = -HEARTBEAT_EVERY_S
+        self._last: tuple[int, str, int] | None = None  # seq, hash and file size after this log's last append
+        self._head_behind = False  # the head sidecar does not name the last entry yet (head_later)
 
-    def append(self, event: str, run_id: str = "", round_number: int = 0, **detail: Any) -> dict[str, Any]:
+    def append(
+        self, event: str, run_id: str = "", round_number: int = 0, *, head_later: bool = False, **detail: Any
+    ) -> dict[str, Any]:
+        """Append one entry; the head sidecar follows at once, or with ``head_later`` at ``write_head`` (after the
+        message the entry records has gone: renaming a file is not on a reply's path)."""
         with self._lock:
-            seq, prev = _head(self.path)
+            seq, prev = self._last_entry()
             entry: dict[str, Any] = {
                 "seq": seq + 1,
                 "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -100,17 +108,40 @@ class AuditLog:
             entry["hash"] = entry_hash(entry)
             with self.path.open("ab") as handle:
                 handle.write(_canonical(entry) + b"\n")
-            _write_head(self.path, entry["seq"], entry["hash"])
+                size = handle.tell()
+            self._last = (entry["seq"], entry["hash"], size)
+            self._head_behind = head_later
+            if not head_later:
+                _write_head(self.path, entry["seq"], entry["hash"])
             return entry
 
+    def write_head(self) -> None:
+        """Bring the head sidecar up to the last entry, if an entry appended with ``head_later`` left it behind."""
+        with self._lock:
+            if self._head_behind and self._last is not None:
+                _write_head(self.path, self._last[0], self._last[1])
+                self._head_behind = False
+
+    def _last_entry(self) -> tuple[int, str]:
+        """The last entry's seq and hash: remembered from this log's last append while the file still has the
+        size it left, read from the file (its head sidecar) otherwise."""
+        if self._last is not None:
+            seq, digest, size = self._last
+            try:
+                if self.path.stat().st_size == size:
+                    return seq, digest
+            except FileNotFoundError:
+                pass
+        return _head(self.path)
+
     def sent(self, envelope: Envelope, frames: Sequence[Any]) -> None:
-        """Record one outgoing message (heartbeats at most once a minute)."""
+        """Record one outgoing message before it goes (heartbeats at most once a minute); ``write_head`` after."""
         if envelope.kind == Kind.HEARTBEAT:
             now = time.monotonic()
             if now - self._heartbeat_logged < HEARTBEAT_EVERY_S:
                 return
             self._heartbeat_logged = now
-        self.append("sent", envelope.run_id, envelope.round, **sent_detail(envelope, frames))
+        self.append("sent", envelope.run_id, envelope.round, head_later=True, **sent_detail(envelope, frames))
 
 
 def _head_path(path: Path) -> Path:
@@ -148,6 +179,7 @@ def verify(path: Path) -> list[str]:
     problems: list[str] = []
     prev, expected_seq = GENESIS, 0
     last_hash = GENESIS
+    hashes: dict[int, str] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         try:
             entry = json.loads(line)
@@ -161,11 +193,15 @@ def verify(path: Path) -> list[str]:
         if entry.get("prev") != prev:
             problems.append(f"line {number}: does not follow the line before it (removed or reordered)")
         prev = last_hash = str(entry.get("hash"))
+        if isinstance(entry.get("seq"), int):
+            hashes[entry["seq"]] = last_hash
         expected_seq = int(entry.get("seq", expected_seq)) + 1
     head = _head_path(path)
     if head.exists():
         recorded = json.loads(head.read_text())
-        if recorded.get("hash") != last_hash or recorded.get("seq") != expected_seq - 1:
+        # one entry behind is a message logged, sent, and the process stopped before the head followed it
+        behind = recorded.get("seq") == expected_seq - 2 and hashes.get(expected_seq - 2) == recorded.get("hash")
+        if not behind and (recorded.get("hash") != last_hash or recorded.get("seq") != expected_seq - 1):
             problems.append(
                 f"the log ends at seq {expected_seq - 1}, but {head.name} records seq {recorded.get('seq')} "
                 "(lines removed from the end)"

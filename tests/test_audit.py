@@ -130,3 +130,30 @@ def test_a_run_leaves_its_plan_decision_and_each_updates_size_and_hash_in_the_lo
 
 def alpha_path(federation):
     return federation.layout.party_configs["alpha"]
+
+
+def test_a_head_one_sent_message_behind_verifies_and_two_behind_is_found(tmp_path):
+    """A sent entry's head follows after the message goes: a party stopped in between is not a tampered log."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append("plan", "run-1", 0, plan={"rounds": 1})
+    log.append("sent", "run-1", 1, head_later=True, kind="update", bytes=10)  # the process stops here
+    assert json.loads(path.with_name("audit.jsonl.head").read_text())["seq"] == 0
+    assert verify(path) == []
+
+    log.write_head()
+    assert json.loads(path.with_name("audit.jsonl.head").read_text())["seq"] == 1
+    for round_number in (2, 3):  # two entries past the head: not a stop between one message and its head
+        log.append("sent", "run-1", round_number, head_later=True, kind="update", bytes=10)
+    assert len(verify(path)) == 1 and "records seq 1" in verify(path)[0]
+
+
+def test_a_second_writer_of_the_log_is_followed_not_overwritten(tmp_path):
+    """The last entry is remembered only while the file has the size this log left it at."""
+    path = tmp_path / "audit.jsonl"
+    first, second = AuditLog(path), AuditLog(path)
+    first.append("plan", "run-1", 0, plan={})
+    second.append("decision", "run-1", 0, verdict="accept")
+    first.append("sent", "run-1", 1, kind="update", bytes=1)
+    assert [e["seq"] for e in read_entries(path)] == [0, 1, 2]
+    assert verify(path) == []

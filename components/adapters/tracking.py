@@ -70,6 +70,8 @@ from components.core.ports import (  # noqa: E402  (RegisteredVersion: app.queri
 )
 
 _SQLITE_PREFIX = "sqlite:///"
+METRICS_EVERY_S = 2.0  # round metrics are sent to MLflow in one batch at most this often (and on flush)
+METRICS_PER_BATCH = 1000  # MLflow's limit for the metrics of one log_batch
 
 # The served model's code (MLflow "models from code"): copied into the model, run at load. Its artifacts
 # are the two files ``RunTracker.log_model`` writes; ``components.ml.serving`` does the rest.
@@ -155,9 +157,12 @@ class RunTracker:
         self._run_id: str | None = None
         self._experiment_id: str | None = None
         self._queued: list[RunOperations] = []  # metrics handed to MLflow's async logging, not yet confirmed
+        self._unsent: list[Metric] = []  # metrics not yet handed to MLflow (at most METRICS_EVERY_S old)
+        self._unsent_since = 0.0
 
     def start(self, run_name: str, tags: dict[str, str]) -> str:
         """Create a run in the experiment (created on first use); returns the MLflow run id."""
+        self._send_unsent()  # the previous run's last metrics go to that run
         self._experiment_id = self._experiment_id_for(self.experiment)
         run = self._client.create_run(self._experiment_id, run_name=run_name, tags=tags)
         self._run_id = run.info.run_id
@@ -165,6 +170,7 @@ class RunTracker:
 
     def resume(self, tracking_run_id: str) -> None:
         """Continue logging to an existing MLflow run, marking it running again if it had ended."""
+        self._send_unsent()
         run = self._client.get_run(tracking_run_id)
         if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
             self._client.update_run(tracking_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
@@ -176,13 +182,26 @@ class RunTracker:
         self._client.log_batch(self._active_run_id(), params=[Param(k, v) for k, v in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Queued to MLflow's async logging (batched off the caller's thread); ``flush`` or ``finish`` confirms."""
+        """Buffered, then sent to MLflow's async logging in one batch at most every ``METRICS_EVERY_S`` (one store
+        transaction for many rounds, off the caller's thread); ``flush`` or ``finish`` confirms. A crash loses at
+        most the unsent rounds, which a resume logs again (``logged_steps``)."""
+        self._active_run_id()  # no run: the caller's mistake, said now rather than at the next batch
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        self._queued.append(self._client.log_batch(self._active_run_id(), metrics=batch, synchronous=False))
+        if not self._unsent:
+            self._unsent_since = time.monotonic()
+        self._unsent += [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        if len(self._unsent) >= METRICS_PER_BATCH or time.monotonic() - self._unsent_since >= METRICS_EVERY_S:
+            self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for start in range(0, len(unsent), METRICS_PER_BATCH):
+            batch = unsent[start : start + METRICS_PER_BATCH]
+            self._queued.append(self._client.log_batch(self._active_run_id(), metrics=batch, synchronous=False))
 
     def flush(self) -> None:
-        """Wait until every queued metric is stored; raises the first failure."""
+        """Wait until every logged metric is stored; raises the first failure."""
+        self._send_unsent()
         queued, self._queued = self._queued, []
         for operations in queued:
             operations.wait()

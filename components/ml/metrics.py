@@ -7,8 +7,6 @@ loss); regression ``rmse``, ``mae``, ``r2``, ``loss`` (mean squared error).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import roc_auc_score
 
 from components.core.tasks import TaskKind
 
@@ -25,6 +23,8 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, n_classes: int
     elif n_classes == 2:
         roc_auc = binary_roc_auc(labels == 1, proba[:, 1])
     elif len(present) < n_classes:  # a class without rows: sklearn decides what one-vs-rest means then
+        from sklearn.metrics import roc_auc_score  # only then: scipy.stats and sklearn cost a coordinator 60 MB
+
         roc_auc = float(roc_auc_score(labels, proba, multi_class="ovr", labels=list(range(n_classes))))
     else:
         roc_auc = one_vs_rest_roc_auc(labels, proba)
@@ -39,9 +39,28 @@ def log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(chosen)))
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1 along axis 0, ties at their average rank (``scipy.stats.rankdata(values, axis=0)``)."""
+    values = np.asarray(values)
+    columns = values.reshape(len(values), -1)
+    n, k = columns.shape
+    order = np.argsort(columns, axis=0, kind="stable")
+    ordered = np.take_along_axis(columns, order, axis=0).T  # one row per column, sorted
+    starts = np.ones((k, n), dtype=bool)  # True where a run of equal values begins
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    flat = starts.ravel()
+    first = np.flatnonzero(flat)  # every column begins a run, so no run crosses columns
+    last = np.append(first[1:], flat.size) - 1
+    run_rank = (first % n + last % n) / 2.0 + 1.0
+    sorted_ranks = run_rank[np.cumsum(flat) - 1].reshape(k, n).T
+    ranks = np.empty((n, k), dtype=np.float64)
+    np.put_along_axis(ranks, order, sorted_ranks, axis=0)
+    return ranks.reshape(values.shape)
+
+
 def binary_roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic of the positive rows' scores, ties at average rank."""
-    ranks = rankdata(scores)
+    ranks = average_ranks(scores)
     count = int(positive.sum())
     return float((ranks[positive].sum() - count * (count + 1) / 2) / (count * (len(scores) - count)))
 
@@ -50,7 +69,7 @@ def one_vs_rest_roc_auc(labels: np.ndarray, proba: np.ndarray) -> float:
     """Macro one-vs-rest ROC AUC, every class at once: the AUC of class k is the Mann-Whitney statistic of its
     rows' scores ``(rank sum - n_k (n_k + 1) / 2) / (n_k (n - n_k))``, ties at average rank (as sklearn's
     ``roc_auc_score(multi_class="ovr")``, in one ranking instead of one ROC curve per class)."""
-    ranks = rankdata(proba, axis=0)
+    ranks = average_ranks(proba)
     positives = labels[:, None] == np.arange(proba.shape[1])
     count = positives.sum(axis=0)
     rank_sums = np.where(positives, ranks, 0.0).sum(axis=0)

@@ -146,24 +146,31 @@ def get_params(model: nn.Module) -> Params:
 
 
 def set_params(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:
-    """Load NumPy arrays into the model; names and shapes must match exactly.
+    """Load NumPy arrays into the model in place; names and shapes must match exactly.
 
-    Each array is cast to its tensor's dtype; into an integer tensor it is rounded first."""
+    Each array is cast to its tensor's dtype; into an integer tensor it is rounded first. The values are
+    written into the tensors' own storage (no new tensors, no ``load_state_dict``), which is what a round does
+    for every message."""
     state = model.state_dict()
-    missing = set(state) - set(params)
-    extra = set(params) - set(state)
-    if missing or extra:
+    if len(state) != len(params) or any(name not in params for name in state):
+        missing = set(state) - set(params)
+        extra = set(params) - set(state)
         raise ValueError(f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(extra)}")
-    loaded: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         array = np.asarray(params[name])
         if array.shape != tuple(tensor.shape):
             raise ValueError(f"tensor {name!r} has shape {array.shape}, the model's is {tuple(tensor.shape)}")
-        if tensor.dtype.is_floating_point:
-            loaded[name] = torch.from_numpy(array.astype(np.float32, copy=True)).to(tensor.dtype)
-        else:
-            loaded[name] = torch.from_numpy(np.asarray(np.rint(array.astype(np.float64)))).to(tensor.dtype)
-    model.load_state_dict(loaded)
+    for name, tensor in state.items():
+        array = np.asarray(params[name])
+        if not tensor.dtype.is_floating_point:
+            array = np.rint(array.astype(np.float64))
+        try:
+            storage = tensor.numpy()  # the tensor's own memory (state-dict tensors are detached)
+        except TypeError:  # a dtype NumPy lacks (bfloat16): through torch
+            with torch.no_grad():
+                tensor.copy_(torch.tensor(array))
+            continue
+        np.copyto(storage, array, casting="unsafe")
 
 
 def parameter_layout(spec: ModelSpec) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -35,7 +35,7 @@ from components.core.errors import EdgeUnavailable, ProtocolError
 from components.core.liveness import Liveness
 from components.core.params import Params
 from components.core.ports import KeyPair, Peer, RouterFactory
-from components.core.protocol import Envelope, Kind, decode, encode, frames_size
+from components.core.protocol import Envelope, Kind, TensorFrames, decode, encode, frames_size
 from components.core.protocol.bodies import ErrorReply, Heartbeat, Hello, parse_body
 from components.core.protocol.messages import HELLO_REQUIRED, REQUEST_REPLY
 
@@ -359,7 +359,7 @@ class Coordinator:
                 log.exception("event hook failed")
 
     # ---- outgoing (any thread) ----
-    def _send(self, routing_id: bytes, envelope: Envelope, tensors: Mapping[str, np.ndarray] | None = None) -> int:
+    def _send(self, routing_id: bytes, envelope: Envelope, tensors: TensorFrames | None = None) -> int:
         """Queue a request; EdgeUnavailable if the transport cannot take it (it waits only briefly)."""
         frames = encode(envelope, tensors)
         self._endpoint.send(routing_id, frames)
@@ -405,6 +405,7 @@ class Coordinator:
         thousand parties get the model in waves, not at once. A party whose turn the deadline overtook is
         reported missing."""
         expected = REQUEST_REPLY[kind]
+        laid_out = TensorFrames(tensors) if tensors else None  # once for every party
         sent: dict[str, str] = {}
         bytes_down = 0
         errors: dict[str, str] = {}
@@ -420,7 +421,7 @@ class Coordinator:
                 party = waiting.popleft()
                 own = {**body, **bodies[party]} if bodies and party in bodies else body
                 sent_id, sent_size = self._request(
-                    party, kind, expected, run_id, round_number, own, tensors, check, keep_tensors, errors
+                    party, kind, expected, run_id, round_number, own, laid_out, check, keep_tensors, errors
                 )
                 if sent_id is not None:
                     sent[party], size = sent_id, sent_size
@@ -446,7 +447,7 @@ class Coordinator:
         run_id: str,
         round_number: int,
         body: dict[str, Any],
-        tensors: Mapping[str, np.ndarray] | None,
+        tensors: TensorFrames | None,
         check: ReplyCheck | None,
         keep_tensors: bool,
         errors: dict[str, str],

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.special import expit, gammaln, xlogy
 
 FamilyName = Literal["gaussian", "binomial", "poisson"]
 FAMILIES: tuple[FamilyName, ...] = ("gaussian", "binomial", "poisson")
@@ -29,6 +28,8 @@ class Family:
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
         if self.name == "binomial":
+            from scipy.special import expit  # scipy loads when a GLM is fitted, not when a CLI starts
+
             return expit(eta)
         if self.name == "poisson":
             return np.exp(eta)
@@ -43,6 +44,8 @@ class Family:
 
     def deviance(self, y: np.ndarray, mu: np.ndarray) -> float:
         """Sum of unit deviances (additive over rows, so over parties)."""
+        from scipy.special import xlogy
+
         if self.name == "binomial":
             return float(2.0 * np.sum(xlogy(y, y / mu) + xlogy(1.0 - y, (1.0 - y) / (1.0 - mu))))
         if self.name == "poisson":
@@ -55,6 +58,8 @@ class Family:
         For poisson ``sum(y log y - y - log y!)``; gaussian's log-likelihood needs the scale and is computed
         from the deviance and the row count in ``summary``."""
         if self.name == "poisson":
+            from scipy.special import gammaln, xlogy
+
             return float(np.sum(xlogy(y, y) - y - gammaln(y + 1.0)))
         return 0.0
 

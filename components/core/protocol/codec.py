@@ -21,15 +21,29 @@ Buffer = bytes | memoryview
 MAX_ENVELOPE_BYTES = 1 << 20
 
 
-def encode(envelope: Envelope, tensors: Mapping[str, np.ndarray] | None = None) -> list[Buffer]:
+class TensorFrames:
+    """Tensors laid out for the wire once (their header entries and raw buffers), to go with many envelopes:
+    the one model a round sends to every party is described and viewed once, not once per party."""
+
+    __slots__ = ("buffers", "specs")
+
+    def __init__(self, tensors: Mapping[str, np.ndarray]) -> None:
+        arrays = [np.ascontiguousarray(a) for a in tensors.values()]
+        self.specs = [
+            TensorSpec(name=name, dtype=str(a.dtype), shape=tuple(a.shape))
+            for name, a in zip(tensors, arrays, strict=True)
+        ]
+        self.buffers: list[Buffer] = [memoryview(a).cast("B") for a in arrays]
+
+    def __bool__(self) -> bool:
+        return bool(self.specs)
+
+
+def encode(envelope: Envelope, tensors: Mapping[str, np.ndarray] | TensorFrames | None = None) -> list[Buffer]:
     """Frames for ``envelope`` plus ``tensors``; the header lists every tensor's name, dtype and shape."""
-    tensors = tensors or {}
-    arrays = [np.ascontiguousarray(a) for a in tensors.values()]
-    specs = [
-        TensorSpec(name=name, dtype=str(a.dtype), shape=tuple(a.shape)) for name, a in zip(tensors, arrays, strict=True)
-    ]
-    header = envelope.model_copy(update={"tensors": specs})
-    return [header.model_dump_json().encode(), *(memoryview(a).cast("B") for a in arrays)]
+    laid_out = tensors if isinstance(tensors, TensorFrames) else TensorFrames(tensors or {})
+    header = envelope.model_copy(update={"tensors": laid_out.specs}) if laid_out.specs else envelope
+    return [header.model_dump_json().encode(), *laid_out.buffers]
 
 
 def _as_buffer(frame: Any) -> memoryview:
