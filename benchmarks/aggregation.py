@@ -167,7 +167,7 @@ def tables(result: AggregationResult) -> list[TextTable]:
         "cache, so it can outrun add) the best FedAvg row is "
         f"{max(row.median_gb_s for row in result.rows) / result.copy_gb_s:.0%}, and "
         f"{max(row.median_gb_s for row in result.rows) / (result.copy_gb_s / 2):.0%} of copy's read half alone.",
-        "Taken while other work ran on the machine (see the load averages above): compare the ratios, not the GB/s.",
+        "The machine's load averages are above: on a shared machine, compare the ratios, not the GB/s.",
     ]
     return [table]
 

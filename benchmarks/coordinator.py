@@ -19,8 +19,10 @@ from components.run.summary import RoundRow
 def run(config: Path, workspace: Workspace, timeline: Path) -> None:
     workspace.activate()
     log_to_file(workspace.coordinator_log)  # as the consortia CLI logs
+    from components.run.edges import prepare_stores
     from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
 
+    prepare_stores(workspace)  # as the consortia CLI does, while the server starts
     workspace.prefect_ready()  # as the consortia CLI does: the server started while the imports ran
 
     round_ends: list[float] = []

@@ -214,8 +214,8 @@ def tables(result: OverheadResult) -> list[TextTable]:
         "includes waiting for a core, and a round cannot end before all parties' compute shared out over the "
         "cores; core-bound compute = the longer of the two, and the overhead beyond it is what the coordinator "
         "and the protocol add.",
-        "Taken while other work ran on the machine (load averages above); only the sizes and party counts "
-        f"listed ran ({', '.join(result.setup.sizes)} x {', '.join(map(str, result.setup.party_counts))} parties).",
+        "Only the sizes and party counts listed ran "
+        f"({', '.join(result.setup.sizes)} x {', '.join(map(str, result.setup.party_counts))} parties).",
     ]
     return [table]
 

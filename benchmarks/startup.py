@@ -177,7 +177,6 @@ def tables(result: StartupResult) -> list[TextTable]:
         "Whole processes, interpreter start included. The CLIs import a command's libraries (torch, pandas, "
         "Great Expectations, MLflow, DVC, Prefect, pyzmq) inside the command, so `--help` loads only typer, rich "
         "and a few pydantic models.",
-        "Taken while other work ran on the machine (load averages above).",
     ]
     if not result.party_rows:
         return [table]

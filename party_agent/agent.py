@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import logging
 import math
 import os
@@ -82,6 +81,13 @@ from party_agent.stats import party_stats
 from party_agent.wire_capture import WireCapture
 
 log = logging.getLogger("party_agent")
+
+
+def _warm_up_training() -> None:
+    """Import training and take one optimiser step: what the first round would otherwise load."""
+    from components.ml.training import warm_up
+
+    warm_up()
 
 
 @dataclass
@@ -185,7 +191,7 @@ class PartyAgent:
             ", ".join(link.config.coordinator for link in links),
         )
         futures.wait([self._own_validation])
-        self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
+        self._worker.submit(_warm_up_training)  # torch loads while the run starts
         others = [
             threading.Thread(target=link._serve, args=(endpoint,), name=f"coordinator-{index}", daemon=True)
             for index, (link, endpoint) in enumerate(zip(links, endpoints, strict=True))
@@ -223,7 +229,7 @@ class PartyAgent:
         self._own_validation = self._worker.submit(self._validate_own_data)
         futures.wait([self._own_validation])
         self._say_hello(endpoint)
-        self._worker.submit(importlib.import_module, "components.ml.training")  # torch loads while the run starts
+        self._worker.submit(_warm_up_training)  # torch loads while the run starts
         self._last_beat = time.monotonic()
 
     def serve(self, endpoint: DealerPort, frames: list[Any] | None) -> None:

@@ -95,6 +95,17 @@ def optimiser_for(parameters: Iterable[nn.Parameter], training: TrainingSpec, lr
     return torch.optim.SGD(params, lr=lr, momentum=training.momentum, weight_decay=training.weight_decay)
 
 
+def warm_up() -> None:
+    """One optimiser step on a one-number model: torch loads its optimiser machinery (``torch._dynamo``, about a
+    second of imports) on first use, which a party does here while a run starts rather than in its first round."""
+    torch.set_num_threads(1)
+    weight = torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    optimiser.zero_grad()
+    (weight * 2.0).sum().backward()
+    optimiser.step()
+
+
 def _batches(order: torch.Tensor, size: int, no_singletons: bool) -> list[torch.Tensor]:
     """``order`` cut into batches of ``size``; with ``no_singletons`` a last batch of one row joins the one
     before (batch norm cannot train on one row)."""

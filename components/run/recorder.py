@@ -328,8 +328,21 @@ class RunRecorder:
         path = self.workspace.summary_path(self.run_id)
         if self.writer is None:
             return summary.write(path)
-        self.writer.submit(write_text_atomically, path, summary.model_dump_json(indent=2))
+        self.writer.submit(_write_summary, path, _snapshot(summary))
         return path
+
+
+def _snapshot(summary: RunSummary) -> RunSummary:
+    """A copy the writer thread can serialise while this thread goes on changing ``summary``: every list and dict
+    field copied one level deep. Recorded rows change later only when a party leaves (its name anonymised), which a
+    queued write may then already show."""
+    copied = {name: type(value)(value) for name, value in summary.__dict__.items() if isinstance(value, list | dict)}
+    return summary.model_copy(update=copied)
+
+
+def _write_summary(path: Path, summary: RunSummary) -> None:
+    """Serialise on the writer thread: a run's summary grows with its rounds, so dumping it is not the round's work."""
+    write_text_atomically(path, summary.model_dump_json(indent=2))
 
 
 def round_metrics(row: RoundRow) -> dict[str, float]:
