@@ -1,14 +1,18 @@
 """A local federation for benchmarks: the demo's layout on digits, with every party required each round.
 
 ``flows.demo.prepare_demo`` writes data, keys and configs (any number of parties, any MLP, parties
-optionally dialling a relay instead of the coordinator); this module only loosens the demo's timeouts
-and requires all parties, so a benchmark round never starts short.
+optionally dialling a relay instead of the coordinator); this module loosens the demo's timeouts,
+requires all parties, so a benchmark round never starts short, and leaves out the demo's byte-for-byte wire
+capture (``wire_log``, a forensic option off by default): parties run as a data owner's default config runs
+them, with their audit log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from components.adapters.contracts import load_contract
 from components.adapters.workspace import Workspace
@@ -56,4 +60,8 @@ def build_federation(
         update={"min_parties": parties, "round_timeout_s": round_timeout_s, "join_timeout_s": 300}
     )
     dump_yaml(required, layout.federation_config)
+    for party_config in layout.party_configs.values():
+        settings = yaml.safe_load(party_config.read_text())
+        settings.pop("wire_log", None)
+        party_config.write_text(yaml.safe_dump(settings, sort_keys=False))
     return LocalFederation(workspace, layout, load_contract(dataset).target)
