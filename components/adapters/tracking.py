@@ -194,10 +194,11 @@ class RunTracker:
             self._send_unsent()
 
     def _send_unsent(self) -> None:
-        unsent, self._unsent = self._unsent, []
-        for start in range(0, len(unsent), METRICS_PER_BATCH):
-            batch = unsent[start : start + METRICS_PER_BATCH]
+        """Hand the buffered metrics to MLflow; a batch MLflow refused stays buffered for the next call."""
+        while self._unsent:
+            batch = self._unsent[:METRICS_PER_BATCH]
             self._queued.append(self._client.log_batch(self._active_run_id(), metrics=batch, synchronous=False))
+            del self._unsent[: len(batch)]
 
     def flush(self) -> None:
         """Wait until every logged metric is stored; raises the first failure."""
