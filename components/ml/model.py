@@ -152,16 +152,16 @@ def set_params(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:
     written into the tensors' own storage (no new tensors, no ``load_state_dict``), which is what a round does
     for every message."""
     state = model.state_dict()
-    if len(state) != len(params) or any(name not in params for name in state):
-        missing = set(state) - set(params)
-        extra = set(params) - set(state)
+    missing = set(state) - set(params)
+    extra = set(params) - set(state)
+    if missing or extra:
         raise ValueError(f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    arrays = {name: np.asarray(params[name]) for name in state}
+    for name, tensor in state.items():  # every shape checked before any is written: no half-loaded model
+        if arrays[name].shape != tuple(tensor.shape):
+            raise ValueError(f"tensor {name!r} has shape {arrays[name].shape}, the model's is {tuple(tensor.shape)}")
     for name, tensor in state.items():
-        array = np.asarray(params[name])
-        if array.shape != tuple(tensor.shape):
-            raise ValueError(f"tensor {name!r} has shape {array.shape}, the model's is {tuple(tensor.shape)}")
-    for name, tensor in state.items():
-        array = np.asarray(params[name])
+        array = arrays[name]
         if not tensor.dtype.is_floating_point:
             array = np.rint(array.astype(np.float64))
         try:

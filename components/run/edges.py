@@ -39,8 +39,6 @@ def prepare_stores(workspace: Workspace) -> None:
     """Create what a new workspace's stores lack (MLflow's tables, the federation store's, the DVC repository).
 
     ``consortia run`` calls it while the workspace's Prefect server starts, so that a first run's MLflow
-    migrations overlap the server's own instead of following them; the run's edges then open stores that exist."""
-    with workspace.setting_up():
-        RunTracker(workspace.tracking_uri, experiment="", artifact_root=workspace.mlflow_artifacts)
-        FederationStore(workspace.store_url)
-        MetadataRepo(workspace.metadata_repo, workspace.metadata_remote)
+    migrations overlap the server's own instead of following them: opening the edges once creates what they lack, so
+    the run's own edges open stores that exist."""
+    workspace_edges(workspace, experiment="")
