@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(PY) -m components.adapters.prefect_template >/dev/null  # the empty Prefect database new workspaces copy
 	touch $(STAMP)
 
 setup: $(STAMP)

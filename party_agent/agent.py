@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from components.adapters.checkpoints import write_text_atomically
 from components.adapters.contracts import load_contract, read_dataset, split_features, validate_dataset
 from components.adapters.manifest import build_manifest
 from components.adapters.transport import DealerEndpoint, read_keypair
@@ -77,6 +76,7 @@ from party_agent.config import CoordinatorAddress, PartyConfig, requests_folder
 from party_agent.glm import glm_sums
 from party_agent.glm import reply as glm_reply
 from party_agent.plans import PlanDesk, load_policy
+from party_agent.signoff import keep_summary, read_summary, summary_path
 from party_agent.stats import party_stats
 from party_agent.wire_capture import WireCapture
 
@@ -451,8 +451,8 @@ class PartyAgent:
         With a ``validation_cache``, the summary of these exact rows (the data file's content hash) against this
         exact contract (its content hash) is validated once and reused while neither changes."""
         cached = self.cached_validation()
-        if cached is not None and cached.exists():
-            summary = ValidationSummary.model_validate_json(cached.read_text())
+        summary = read_summary(cached)
+        if summary is not None:
             self._log_validation(self.contract.ref + " (signed-off summary: rows and contract unchanged)", summary)
             return summary
         try:
@@ -461,15 +461,12 @@ class PartyAgent:
             log.exception("could not validate %s against %s", self.config.data, self.contract.ref)
             raise  # the coordinator's validation request gets the error
         self._log_validation(self.contract.ref, summary)
-        if cached is not None:
-            write_text_atomically(cached, summary.model_dump_json())
+        keep_summary(cached, summary)
         return summary
 
     def cached_validation(self) -> Path | None:
         """Where the signed-off summary of these rows against this contract is kept (None: no cache)."""
-        if self.config.validation_cache is None:
-            return None
-        return self.config.validation_cache / f"{self.manifest.content_hash}-{self.contract.content_hash}.json"
+        return summary_path(self.config.validation_cache, self.manifest.content_hash, self.contract.content_hash)
 
     def _validate(self, request: Envelope, _: Params) -> tuple[Kind, dict[str, Any], Params]:
         asked = parse_body(ValidateRequest, request.body)

@@ -111,7 +111,8 @@ def init(
 
 @app.command()
 def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
-    """Check your CSV against its data contract locally: a verdict first, failures before passes.
+    """Check your CSV against its data contract locally: a verdict first, failures before passes; with a
+    validation_cache, the summary is kept and `run` reuses it while neither the CSV nor the contract changes.
     Exit code 1 when the data fails the contract, 2 when the config or contract cannot be read."""
     from components.adapters.contracts import load_contract, read_dataset, validate_dataset
     from party_agent.config import load_party_config
@@ -147,8 +148,14 @@ def check(config: Annotated[Path, typer.Option(help="party.yaml")]) -> None:
         )
     output.print(table)
     from components.adapters.manifest import file_sha256
+    from party_agent.signoff import keep_summary, summary_path
 
-    console.print(f"manifest hash (SHA-256 of {party.data}, as run summaries show it): {file_sha256(party.data)}")
+    data_hash = file_sha256(party.data)
+    console.print(f"manifest hash (SHA-256 of {party.data}, as run summaries show it): {data_hash}")
+    kept = summary_path(party.validation_cache, data_hash, contract.content_hash)
+    keep_summary(kept, summary)
+    if kept is not None:
+        console.print(f"signed off in {kept}: `party-agent run` reuses it while the CSV and the contract are unchanged")
     if not summary.success:
         raise typer.Exit(code=1)
 

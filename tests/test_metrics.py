@@ -25,13 +25,15 @@ def test_one_vs_rest_roc_auc_by_hand():
     assert one_vs_rest_roc_auc(labels, proba) == pytest.approx(0.75)
 
 
-def test_a_class_without_rows_is_left_to_sklearn():
+def test_a_class_without_rows_has_no_roc_auc_as_in_sklearn():
     labels = np.array([0, 1, 0, 1])
     proba = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1]])
 
+    metrics = classification_metrics(labels, proba, n_classes=3)
     with pytest.warns(Warning):  # sklearn: class 2 has no positive rows
-        metrics = classification_metrics(labels, proba, n_classes=3)
+        expected = roc_auc_score(labels, proba, multi_class="ovr", labels=range(3))
 
+    assert np.isnan(expected) and np.isnan(metrics["roc_auc"])
     assert metrics["accuracy"] == 1.0
 
 

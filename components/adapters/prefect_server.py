@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from components.adapters.prefect_template import seed_database
 from components.core.errors import EdgeUnavailable
 
 MODE_VARIABLE = "CONSORTIA_PREFECT_SERVER"  # "workspace" (default) or "ephemeral" (Prefect's per-process server)
@@ -133,8 +134,10 @@ class WorkspaceServer:
             return False
 
     def _launch(self) -> ServerRecord:
-        """``prefect server start`` in its own session, recorded at once (it answers /health seconds later)."""
+        """``prefect server start`` in its own session, recorded at once (it answers /health seconds later); a new
+        workspace's database starts as a copy of an empty migrated one (prefect_template.py)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        seed_database(self.home)
         port = _free_port()
         prefect = Path(sys.executable).parent / "prefect"
         command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]

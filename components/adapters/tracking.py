@@ -30,6 +30,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
+from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 from importlib.metadata import version as installed_version  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -53,7 +54,6 @@ from mlflow.protos.databricks_pb2 import (  # noqa: E402
     ErrorCode,
 )
 from mlflow.types import ColSpec, Schema  # noqa: E402
-from mlflow.utils.async_logging.run_operations import RunOperations  # noqa: E402
 
 from components.core.errors import (  # noqa: E402
     PERMANENT_OS_ERRORS,
@@ -156,7 +156,10 @@ class RunTracker:
         self._client = MlflowClient(tracking_uri)
         self._run_id: str | None = None
         self._experiment_id: str | None = None
-        self._queued: list[RunOperations] = []  # metrics handed to MLflow's async logging, not yet confirmed
+        # metrics go to MLflow on a thread of their own, in the order logged; MLflow's own async logging would make
+        # every set_terminated wait up to a second for its queue thread
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-metrics")
+        self._queued: list[tuple[list[Metric], Future[None]]] = []  # sent, not yet confirmed
         self._unsent: list[Metric] = []  # metrics not yet handed to MLflow (at most METRICS_EVERY_S old)
         self._unsent_since = 0.0
 
@@ -182,8 +185,8 @@ class RunTracker:
         self._client.log_batch(self._active_run_id(), params=[Param(k, v) for k, v in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Buffered, then sent to MLflow's async logging in one batch at most every ``METRICS_EVERY_S`` (one store
-        transaction for many rounds, off the caller's thread); ``flush`` or ``finish`` confirms. A crash loses at
+        """Buffered, then sent to MLflow in one batch at most every ``METRICS_EVERY_S`` (one store transaction for
+        many rounds, off the caller's thread); ``flush`` or ``finish`` confirms. A crash loses at
         most the unsent rounds, which a resume logs again (``logged_steps``)."""
         self._active_run_id()  # no run: the caller's mistake, said now rather than at the next batch
         now = int(time.time() * 1000)
@@ -194,18 +197,22 @@ class RunTracker:
             self._send_unsent()
 
     def _send_unsent(self) -> None:
-        """Hand the buffered metrics to MLflow; a batch MLflow refused stays buffered for the next call."""
+        """Hand the buffered metrics to the sender thread, in batches MLflow takes."""
         while self._unsent:
+            run_id = self._active_run_id()
             batch = self._unsent[:METRICS_PER_BATCH]
-            self._queued.append(self._client.log_batch(self._active_run_id(), metrics=batch, synchronous=False))
             del self._unsent[: len(batch)]
+            self._queued.append((batch, self._sender.submit(self._client.log_batch, run_id, metrics=batch)))
 
     def flush(self) -> None:
-        """Wait until every logged metric is stored; raises the first failure."""
+        """Wait until every logged metric is stored; raises the first failure, and the batches MLflow refused stay
+        buffered for the next call (nothing is lost)."""
         self._send_unsent()
         queued, self._queued = self._queued, []
-        for operations in queued:
-            operations.wait()
+        refused = [(batch, sent.exception()) for batch, sent in queued if sent.exception() is not None]
+        if refused:
+            self._unsent[:0] = [metric for batch, _ in refused for metric in batch]
+            raise refused[0][1]
 
     def logged_steps(self, key: str) -> set[int]:
         """The steps at which metric ``key`` is stored in the active run."""

@@ -18,14 +18,10 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, n_classes: int
     accuracy = float(np.mean(proba.argmax(axis=1) == labels)) if len(labels) else float("nan")
     loss = log_loss(labels, np.clip(proba, 1e-7, 1.0))
     present = np.unique(labels)
-    if len(present) < 2:
-        roc_auc = float("nan")
+    if len(present) < 2 or (n_classes > 2 and len(present) < n_classes):
+        roc_auc = float("nan")  # a class without rows has no one-vs-rest AUC, so neither has their mean (sklearn's)
     elif n_classes == 2:
         roc_auc = binary_roc_auc(labels == 1, proba[:, 1])
-    elif len(present) < n_classes:  # a class without rows: sklearn decides what one-vs-rest means then
-        from sklearn.metrics import roc_auc_score  # only then: scipy.stats and sklearn cost a coordinator 60 MB
-
-        roc_auc = float(roc_auc_score(labels, proba, multi_class="ovr", labels=list(range(n_classes))))
     else:
         roc_auc = one_vs_rest_roc_auc(labels, proba)
     return {"accuracy": accuracy, "roc_auc": roc_auc, "loss": loss}
