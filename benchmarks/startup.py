@@ -200,8 +200,9 @@ def tables(result: StartupResult) -> list[TextTable]:
         coordinator.add(row.command, f"{row.median_s:.2f}", f"{min(row.wall_s):.2f}", f"{max(row.wall_s):.2f}")
     coordinator.notes.append(
         "Includes loading and validating the config and importing the run (torch, Prefect). A new workspace "
-        "also starts the workspace's Prefect server (`prefect server start` on a new SQLite database, then its "
-        "health check); the second run finds it running and only checks its health."
+        "also starts the workspace's Prefect server (`prefect server start` on a copy of the empty migrated "
+        "database `make setup` built, then its health check); the second run finds it running and only checks "
+        "its health."
     )
     return [table, party, coordinator]
 

@@ -177,7 +177,10 @@ class PartyAgent:
 
     # ---- main loop ----
     def run(self) -> None:
-        """Serve every configured coordinator until stopped (SIGTERM/SIGINT or ``stop()``)."""
+        """Serve every configured coordinator until stopped (SIGTERM/SIGINT or ``stop()``); ConfigError if
+        another agent is running with this party's audit log."""
+        if self.audit is not None:
+            self.audit.hold()
         # validate first, then say hello: a party that joined while its worker was still validating would
         # queue its first training request behind that and miss the round
         self._own_validation = self._worker.submit(self._validate_own_data)
@@ -207,6 +210,8 @@ class PartyAgent:
                 thread.join(timeout=5)
             if self._own_worker:
                 self._worker.shutdown(wait=False, cancel_futures=True)
+            if self.audit is not None:
+                self.audit.release()
             log.info("party %s stopped", self.config.name)
 
     def _serve(self, endpoint: DealerPort) -> None:

@@ -19,6 +19,7 @@ behind, which ``verify`` accepts when that entry is in the chain.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import threading
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.core.errors import ConfigError
 from components.core.protocol import Envelope, Kind
 
 GENESIS = "0" * 64
@@ -88,6 +90,26 @@ class AuditLog:
         self._heartbeat_logged = -HEARTBEAT_EVERY_S
         self._last: tuple[int, str, int] | None = None  # seq, hash and file size after this log's last append
         self._head_behind = False  # the head sidecar does not name the last entry yet (head_later)
+        self._held: Any = None  # the open lock file while this process's agent holds the log
+
+    def hold(self) -> None:
+        """Held by one running agent at a time (until its process ends): a second agent on the same log would
+        interleave entries of two chains, so it gets a ConfigError instead."""
+        handle = self.path.with_name(self.path.name + ".lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(
+                f"{self.path}: another party agent is running with this audit log; stop it before starting one"
+            ) from None
+        self._held = handle
+
+    def release(self) -> None:
+        """Let another agent hold the log (``hold``)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def append(
         self, event: str, run_id: str = "", round_number: int = 0, *, head_later: bool = False, **detail: Any

@@ -208,10 +208,9 @@ def run(
     from party_agent.config import load_party_config
 
     try:
-        agent = PartyAgent(load_party_config(config))
+        PartyAgent(load_party_config(config)).run()
     except ConsortiaError as error:
         _fail(error)
-    agent.run()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from components.adapters.checkpoints import RunCheckpoints
+from components.adapters.workspace import Workspace
 from components.core.config import load_federation_config
 from components.run.federation import FederationRun
+from flows.demo import prepare_demo
 from flows.federation import PLAIN_STEPS, drive
 from party_agent.audit import AuditLog, read_entries, verify
 from party_agent.cli import app as party_cli
@@ -157,3 +162,27 @@ def test_a_second_writer_of_the_log_is_followed_not_overwritten(tmp_path):
     first.append("sent", "run-1", 1, kind="update", bytes=1)
     assert [e["seq"] for e in read_entries(path)] == [0, 1, 2]
     assert verify(path) == []
+
+
+@pytest.mark.integration
+def test_a_second_agent_on_the_same_audit_log_is_refused_in_one_line_and_the_first_keeps_its_chain(tmp_path):
+    layout = prepare_demo(Workspace.at(tmp_path), parties=2, rounds=1)
+    config = layout.party_configs["alpha"]
+    audit_log = load_party_config(config).audit_log
+    command = [sys.executable, "-m", "party_agent", "run", "--config", str(config)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not audit_log.with_name(audit_log.name + ".lock").exists():  # the first agent holds the log
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+            time.sleep(0.1)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None  # the first agent is still serving
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+
+    assert second.returncode == 2
+    assert "another party agent is running with this audit log" in second.stdout + second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    assert verify(audit_log) == []
