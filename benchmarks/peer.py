@@ -543,9 +543,12 @@ def tables(result: PeerResult) -> list[TextTable]:
             _optional(summary.prefect_server_peak_mb, 0),
             _optional(summary.party_peak_mb, 0),
         )
-    pairs = [("consortia_cold", "flower_sim_cold"), ("consortia_cold_validating", "flower_sim_cold")]
-    pairs.append(("consortia_warm", "flower_sim_cold"))
-    pairs.append(("consortia_warm", "flower_sim_warm"))  # against Flower's best figure
+    pairs = [
+        ("consortia_cold", "flower_sim_cold"),
+        ("consortia_cold_validating", "flower_sim_cold"),
+        ("consortia_warm", "flower_sim_cold"),
+        ("consortia_warm", "flower_sim_warm"),  # against Flower's best figure
+    ]
     for system, other in pairs:
         if system in by and other in by:
             ours, flower = by[system], by[other]

@@ -209,7 +209,8 @@ class RunTracker:
         buffered for the next call (nothing is lost)."""
         self._send_unsent()
         queued, self._queued = self._queued, []
-        refused = [(batch, sent.exception()) for batch, sent in queued if sent.exception() is not None]
+        outcomes = [(batch, sent.exception()) for batch, sent in queued]  # waits for each batch
+        refused = [(batch, error) for batch, error in outcomes if error is not None]
         if refused:
             self._unsent[:0] = [metric for batch, _ in refused for metric in batch]
             raise refused[0][1]
