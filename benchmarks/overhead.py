@@ -206,10 +206,11 @@ def tables(result: OverheadResult) -> list[TextTable]:
             f"({MEMORY_SHARE:.0%} of the memory free at the start); n ran instead."
         )
     table.notes += [
-        "A round: the global model to every party and their updates back over CURVE-encrypted ZeroMQ, update "
-        "checks, FedAvg, held-out evaluation; the checkpoint, stored updates, summary and store row are queued to "
-        "the run's writer thread (written in order while the next round's requests go out), the MLflow metrics "
-        "buffered and sent in one batch at most every 2 s on the tracker's own thread.",
+        "A round: the global model to every party (the party with the most rows first) and their updates back "
+        "over CURVE-encrypted ZeroMQ, update checks, FedAvg, held-out evaluation; the checkpoint, stored updates, "
+        "summary and store row are queued to the run's writer thread once the round is evaluated (written in "
+        "order while the next round's requests go out), the MLflow metrics buffered and sent in one batch at "
+        "most every 2 s on the tracker's own thread.",
         "Parties share the machine's cores: with more parties than cores, the slowest party's compute "
         "includes waiting for a core, and a round cannot end before all parties' compute shared out over the "
         "cores; core-bound compute = the longer of the two, and the overhead beyond it is what the coordinator "

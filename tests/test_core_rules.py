@@ -8,7 +8,7 @@ from components.core.config import load_federation_config
 from components.core.errors import ConfigError, PartyUnavailable, QuorumNotReached, UpdateRejected, is_retryable
 from components.core.gates import champion_gate
 from components.core.liveness import Liveness, PartyStatus
-from components.core.selection import select_parties
+from components.core.selection import largest_first, select_parties
 
 
 def test_gate_promotes_without_champion():
@@ -66,3 +66,9 @@ def test_config_errors_are_clear(tmp_path: Path):
         load_federation_config(bad)
     message = str(caught.value)
     assert "rounds" in message and "coordinator" in message and "parties" in message
+
+
+def test_requests_go_to_the_party_with_the_most_rows_first():
+    rows = {"alpha": 120, "beta": 480, "gamma": 120, "delta": 300}
+    assert largest_first(["alpha", "beta", "gamma", "delta"], rows) == ["beta", "delta", "alpha", "gamma"]
+    assert largest_first(["zeta", "alpha"], rows) == ["alpha", "zeta"]  # a party with no rows known goes last

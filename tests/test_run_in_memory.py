@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from components.adapters.checkpoints import RunCheckpoints, shown_status
 from components.core.config import PromotionConfig, load_federation_config
 from components.core.errors import ContractError, RunStateError
+from components.core.protocol import Kind
 from components.run import directory
 from components.run.federation import FederationRun
 from components.run.promoter import Promoter
@@ -56,6 +57,30 @@ def test_a_whole_federation_runs_in_one_process_over_twins(tmp_path):
     assert federation.edges.registry.version_by_alias(config.promotion.model_name, "champion").version == 1
     final = RunCheckpoints(federation.workspace.checkpoints, "twin-run").load_global(3)
     assert set(final) == set(run.layout)
+
+
+def test_each_round_sends_its_requests_to_the_party_with_the_most_validated_rows_first(tmp_path):
+    federation = twin_federation(tmp_path / "ws", parties=3, rounds=2, partition_kind="dirichlet")
+    config = load_federation_config(federation.config_path)
+    with twin_parties(federation):
+        run = FederationRun(config, federation.workspace, "ordered", edges=federation.edges)
+        sent: list[tuple[int, str]] = []
+        send = run.coordinator._send
+
+        def recording(routing_id, envelope, tensors=None):
+            if envelope.kind == Kind.TRAIN:
+                sent.append(
+                    (envelope.round, next(n for n, i in run.coordinator.parties.items() if i.routing_id == routing_id))
+                )
+            return send(routing_id, envelope, tensors)
+
+        run.coordinator._send = recording
+        drive(run, PLAIN_STEPS)
+    rows = run.rounds.rows_validated
+    assert len(set(rows.values())) == 3  # a Dirichlet split: every party its own row count
+    expected = sorted(rows, key=lambda party: -rows[party])
+    assert [party for round_number, party in sent if round_number == 1] == expected
+    assert [party for round_number, party in sent if round_number == 2] == expected
 
 
 DP = {"inner": "fedavg", "clip_norm": 5.0, "noise_multiplier": 1.0}

@@ -67,3 +67,39 @@ def test_the_finished_mark_reaches_the_disk_only_after_the_rounds_model(tmp_path
     assert checkpoints.last_round() == 1  # waits for the queued writes
     np.testing.assert_array_equal(np.load(checkpoints.global_params(1))["w"], [0.0, 1.0, 2.0])
     checkpoints.close()
+
+
+def test_held_writes_wait_for_release_and_keep_their_order():
+    writer = WriteBehind()
+    done: list[str] = []
+    writer.submit(done.append, "before")
+    writer.hold()
+    writer.submit(done.append, "model")
+    writer.submit(done.append, "mark")
+    writer.flush()  # a flush releases what is held: nothing is left behind
+    assert done == ["before", "model", "mark"]
+
+    writer.hold()
+    writer.submit(done.append, "next model")
+    assert done == ["before", "model", "mark"]  # kept in memory: the writer thread is idle
+    writer.release()
+    writer.submit(done.append, "after release")
+    writer.close()
+    assert done[3:] == ["next model", "after release"]
+
+
+def test_a_rounds_files_are_written_after_its_evaluation_and_before_its_mark(tmp_path):
+    checkpoints = RunCheckpoints(tmp_path, "run")
+    model = {"w": np.arange(3, dtype=np.float32)}
+    checkpoints.save_round(1, model, {})
+    checkpoints.writer.submit(lambda: None)  # e.g. the recorder's row, handed over before the evaluation ends
+    assert checkpoints.writer._pending == []  # held while the round is evaluated
+    np.testing.assert_array_equal(checkpoints.load_global(1)["w"], model["w"])  # the evaluation reads memory
+
+    checkpoints.evaluated()
+    checkpoints.mark_finished(1, None)
+    checkpoints.flush()
+    assert checkpoints.last_round() == 1 and checkpoints.global_params(1).exists()
+    assert not checkpoints.strategy_state(1).exists()  # a stateless strategy leaves no file; it loads as {}
+    assert checkpoints.load_strategy_state(1) == {}
+    checkpoints.close()

@@ -63,11 +63,12 @@ class RunCheckpoints:
     def strategy_state(self, round_number: int) -> Path:
         return self.folder / f"strategy_{round_number:04d}.npz"
 
-    def update(self, round_number: int, party: str) -> Path:
-        return self.folder / "updates" / f"{round_number:04d}" / f"{party}.npz"
+    def updates(self, round_number: int) -> Path:
+        """Every party's update of a round in one archive, each tensor under ``party/name``."""
+        return self.folder / "updates" / f"{round_number:04d}.npz"
 
     def updates_meta(self, round_number: int) -> Path:
-        return self.folder / "updates" / f"{round_number:04d}" / "meta.json"
+        return self.folder / "updates" / f"{round_number:04d}.json"
 
     @property
     def config(self) -> Path:
@@ -109,16 +110,26 @@ class RunCheckpoints:
         return False
 
     def save_round(self, round_number: int, params: Params, strategy_state: Params) -> None:
-        """The round's new global model and the strategy state that produced it (kept as read-only copies)."""
+        """The round's new global model and the strategy state that produced it (kept as read-only copies).
+
+        Their files, and every write after them, wait until ``evaluated`` or ``mark_finished``: the round's
+        evaluation reads the model from memory and runs first."""
         params, strategy_state = _frozen_copy(params), _frozen_copy(strategy_state)
         self._latest = (round_number, params, strategy_state)
+        self.writer.hold()
         self.writer.submit(save_arrays, self.global_params(round_number), params)
-        self.writer.submit(save_arrays, self.strategy_state(round_number), strategy_state)
+        if strategy_state:  # a stateless strategy (FedAvg) leaves no file; its state loads as {}
+            self.writer.submit(save_arrays, self.strategy_state(round_number), strategy_state)
 
     def mark_finished(self, round_number: int, tracking_run_id: str | None) -> None:
         """Record ``round_number`` as the last finished round: where a resume starts from (written after every
         write queued before it)."""
         self.writer.submit(save_json, self.state, {"last_round": round_number, "mlflow_run_id": tracking_run_id})
+        self.writer.release()
+
+    def evaluated(self) -> None:
+        """The latest round is evaluated: its held files are written now (in order, before the finished mark)."""
+        self.writer.release()
 
     def load_global(self, round_number: int) -> Params:
         """A round's global model (read-only arrays when it is the latest saved round)."""
@@ -135,10 +146,10 @@ class RunCheckpoints:
         return load_arrays(path) if path.exists() else {}
 
     def save_updates(self, round_number: int, updates: list[ClientUpdate]) -> None:
-        """Every party's checked update of a round, for valuation and reward models."""
-        for update in updates:
-            self.writer.submit(save_arrays, self.update(round_number, update.party), update.params)
+        """Every party's checked update of a round, for valuation and reward models: one archive and its meta."""
+        arrays = {f"{u.party}/{name}": array for u in updates for name, array in u.params.items()}
         meta = {u.party: {"num_examples": u.num_examples, "metrics": u.metrics} for u in updates}
+        self.writer.submit(save_arrays, self.updates(round_number), arrays)
         self.writer.submit(save_json, self.updates_meta(round_number), meta)
 
     def flush(self) -> None:
@@ -153,20 +164,19 @@ class RunCheckpoints:
         """Delete every round's per-party updates (global models and strategy state stay); how many were kept."""
         self.writer.flush()
         folder = self.folder / "updates"
-        count = sum(1 for _ in folder.glob("*/*.npz")) if folder.exists() else 0
+        count = sum(len(json.loads(meta.read_text())) for meta in folder.glob("*.json")) if folder.exists() else 0
         shutil.rmtree(folder, ignore_errors=True)
         return count
 
     def load_updates(self, round_number: int) -> list[ClientUpdate]:
         self.writer.flush()
         meta = json.loads(self.updates_meta(round_number).read_text())
+        params: dict[str, Params] = {party: {} for party in meta}
+        for key, array in load_arrays(self.updates(round_number)).items():
+            party, name = key.split("/", 1)
+            params[party][name] = array
         return [
-            ClientUpdate(
-                party=party,
-                params=load_arrays(self.update(round_number, party)),
-                num_examples=info["num_examples"],
-                metrics=info["metrics"],
-            )
+            ClientUpdate(party=party, params=params[party], num_examples=info["num_examples"], metrics=info["metrics"])
             for party, info in sorted(meta.items())
         ]
 

@@ -300,6 +300,7 @@ class FederationRun:
         started = time.perf_counter()
         params = self.checkpoints.load_global(trained.round)
         metrics = RoundMetrics(**self.evaluator.metrics(params, trained.round))
+        self.checkpoints.evaluated()
         row = trained.evaluated(metrics, time.perf_counter() - started)
         self.recorder.round(row)
         self.checkpoints.mark_finished(trained.round, self.summary.mlflow_run_id)

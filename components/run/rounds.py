@@ -24,6 +24,7 @@ from components.core.kernels import RunningMean
 from components.core.params import Layout, Params
 from components.core.protocol import Envelope, Kind
 from components.core.protocol.bodies import TrainRequest, UpdateReply, parse_body
+from components.core.selection import largest_first
 from components.core.strategies import ClientUpdate, Strategy
 from components.core.strategies.base import Streaming
 from components.core.update_checks import check_distance
@@ -98,7 +99,7 @@ class Rounds:
                 running.add(tensors, bounded_examples(claimed, self.rows_validated[envelope.sender]))
 
         exchange = self.coordinator.exchange(
-            parties,
+            largest_first(parties, self.rows_validated),
             Kind.TRAIN,
             self.run_id,
             round_number,
