@@ -14,16 +14,13 @@ from pathlib import Path
 from components.adapters.workspace import Workspace
 from components.run.logs import log_to_file
 from components.run.summary import RoundRow
+from flows.startup import open_for_run
 
 
 def run(config: Path, workspace: Workspace, timeline: Path) -> None:
-    workspace.activate()
     log_to_file(workspace.coordinator_log)  # as the consortia CLI logs
-    from components.run.edges import prepare_stores
-    from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
-
-    prepare_stores(workspace)  # as the consortia CLI does, while the server starts
-    workspace.prefect_ready()  # as the consortia CLI does: the server started while the imports ran
+    open_for_run(workspace)  # as the consortia CLI does
+    from flows.federation import run_federation
 
     round_ends: list[float] = []
 

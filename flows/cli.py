@@ -96,12 +96,10 @@ def _whole_run_id(workspace: Workspace, given: str) -> str:
 
 def _run_with_progress(config_path: Path, workspace: Workspace, run_id: str, rounds: int) -> Path:
     """Run the federation flow in this process with one progress bar tick per round."""
-    workspace.activate()
-    from components.run.edges import prepare_stores
-    from flows.federation import run_federation  # imports prefect: only after PREFECT_HOME is set
+    from flows.startup import open_for_run
 
-    prepare_stores(workspace)  # a new workspace's MLflow migrations run while its Prefect server starts
-    workspace.prefect_ready()  # the workspace's Prefect server started while the imports above ran
+    open_for_run(workspace)
+    from flows.federation import run_federation
 
     with (
         rounds_progress(console) as progress,

@@ -1,13 +1,15 @@
-"""The write-behind queue: writes in hand-over order, nothing after a failed write, the failure raised."""
+"""The write-behind queue (writes in hand-over order, nothing after a failed write, the failure raised) and the
+round checkpoints it writes."""
 
 import threading
 
 import numpy as np
 import pytest
 
-from components.adapters.checkpoints import RunCheckpoints
+from components.adapters.checkpoints import RunCheckpoints, save_arrays, save_json
 from components.adapters.write_behind import WriteBehind
 from components.core.errors import EdgeUnavailable
+from components.core.strategies import ClientUpdate
 
 
 def test_writes_run_in_order_and_a_failure_stops_the_later_ones_and_is_raised():
@@ -102,4 +104,22 @@ def test_a_rounds_files_are_written_after_its_evaluation_and_before_its_mark(tmp
     assert checkpoints.last_round() == 1 and checkpoints.global_params(1).exists()
     assert not checkpoints.strategy_state(1).exists()  # a stateless strategy leaves no file; it loads as {}
     assert checkpoints.load_strategy_state(1) == {}
+    checkpoints.close()
+
+
+def test_updates_of_a_run_checkpointed_one_file_per_party_still_load(tmp_path):
+    checkpoints = RunCheckpoints(tmp_path, "earlier")
+    folder = checkpoints.folder / "updates" / "0001"  # the layout before one archive held a round's updates
+    save_arrays(folder / "alpha.npz", {"w": np.ones(2, dtype=np.float32)})
+    save_arrays(folder / "beta.npz", {"w": np.zeros(2, dtype=np.float32)})
+    save_json(folder / "meta.json", {p: {"num_examples": n, "metrics": {}} for p, n in (("alpha", 3), ("beta", 5))})
+    checkpoints.save_updates(2, [ClientUpdate("alpha", {"w": np.full(2, 2.0, dtype=np.float32)}, 4)])
+
+    earlier, later = checkpoints.load_updates(1), checkpoints.load_updates(2)
+    assert [(u.party, u.num_examples, u.params["w"].tolist()) for u in earlier] == [
+        ("alpha", 3, [1.0, 1.0]),
+        ("beta", 5, [0.0, 0.0]),
+    ]
+    assert [(u.party, u.params["w"].tolist()) for u in later] == [("alpha", [2.0, 2.0])]
+    assert checkpoints.discard_updates() == 3 and not (checkpoints.folder / "updates").exists()
     checkpoints.close()

@@ -164,17 +164,27 @@ class RunCheckpoints:
         """Delete every round's per-party updates (global models and strategy state stay); how many were kept."""
         self.writer.flush()
         folder = self.folder / "updates"
-        count = sum(len(json.loads(meta.read_text())) for meta in folder.glob("*.json")) if folder.exists() else 0
+        count = 0
+        if folder.exists():  # one archive and meta per round, or (checkpointed earlier) one file per party
+            count = sum(len(json.loads(meta.read_text())) for meta in folder.glob("*.json"))
+            count += sum(1 for _ in folder.glob("*/*.npz"))
         shutil.rmtree(folder, ignore_errors=True)
         return count
 
     def load_updates(self, round_number: int) -> list[ClientUpdate]:
+        """Every party's update of a round, also of a run checkpointed before one archive held them all (then a
+        folder per round: one file per party and ``meta.json``)."""
         self.writer.flush()
-        meta = json.loads(self.updates_meta(round_number).read_text())
-        params: dict[str, Params] = {party: {} for party in meta}
-        for key, array in load_arrays(self.updates(round_number)).items():
-            party, name = key.split("/", 1)
-            params[party][name] = array
+        legacy = self.folder / "updates" / f"{round_number:04d}"
+        if not self.updates_meta(round_number).exists() and (legacy / "meta.json").exists():
+            meta = json.loads((legacy / "meta.json").read_text())
+            params = {party: load_arrays(legacy / f"{party}.npz") for party in meta}
+        else:
+            meta = json.loads(self.updates_meta(round_number).read_text())
+            params = {party: {} for party in meta}
+            for key, array in load_arrays(self.updates(round_number)).items():
+                party, name = key.split("/", 1)
+                params[party][name] = array
         return [
             ClientUpdate(party=party, params=params[party], num_examples=info["num_examples"], metrics=info["metrics"])
             for party, info in sorted(meta.items())

@@ -19,13 +19,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from components.adapters.prefect_template import seed_database
+from components.adapters.prefect_template import seed_database, server_command
 from components.core.errors import EdgeUnavailable
 
 MODE_VARIABLE = "CONSORTIA_PREFECT_SERVER"  # "workspace" (default) or "ephemeral" (Prefect's per-process server)
@@ -139,16 +138,8 @@ class WorkspaceServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         seed_database(self.home)
         port = _free_port()
-        prefect = Path(sys.executable).parent / "prefect"
-        command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        environment = {
-            **os.environ,
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            SERVER_MARK: str(self.home.resolve()),
-        }
-        for variable in ("PREFECT_API_URL", "CONSORTIA_PREFECT_OWNER"):  # a server of its own, owned by no command
-            environment.pop(variable, None)
+        command, environment = server_command(self.home, "start", "--host", "127.0.0.1", "--port", str(port))
+        environment[SERVER_MARK] = str(self.home.resolve())
         with self.log.open("ab") as output:
             server = subprocess.Popen(
                 command,

@@ -39,6 +39,15 @@ def template_path() -> Path:
     return cache_root() / f"prefect-{version('prefect')}" / "prefect.db"
 
 
+def server_command(home: Path, *arguments: str) -> tuple[list[str], dict[str, str]]:
+    """A ``prefect server ...`` command of the installed Prefect and its environment: ``home`` as PREFECT_HOME, no
+    analytics, and no API URL or owner of another server (this server is its own, owned by no command)."""
+    environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    for variable in ("PREFECT_API_URL", "CONSORTIA_PREFECT_OWNER"):
+        environment.pop(variable, None)
+    return [str(Path(sys.executable).parent / "prefect"), "server", *arguments], environment
+
+
 def own_database_chosen() -> bool:
     """True when the user points Prefect at a database of their own: then there is nothing to copy."""
     return any(os.environ.get(variable) for variable in DATABASE_URL_VARIABLES)
@@ -54,11 +63,9 @@ def build_template() -> Path:
         if path.exists():
             return path
         with tempfile.TemporaryDirectory(dir=path.parent, prefix="building-") as scratch:
-            environment = {**os.environ, "PREFECT_HOME": scratch, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-            environment.pop("PREFECT_API_URL", None)
-            prefect = Path(sys.executable).parent / "prefect"
+            command, environment = server_command(Path(scratch), "database", "upgrade", "-y")
             subprocess.run(
-                [str(prefect), "server", "database", "upgrade", "-y"],
+                command,
                 env=environment,
                 check=True,
                 capture_output=True,
