@@ -181,9 +181,10 @@ class PartyAgent:
         another agent is running with this party's audit log."""
         if self.audit is not None:
             self.audit.hold()
-        # validate first, then say hello: a party that joined while its worker was still validating would
-        # queue its first training request behind that and miss the round
+        # validate and load torch first, then say hello: a party that joined while its worker was still busy with
+        # either would queue its first request behind that and, joining a run in progress, miss rounds
         self._own_validation = self._worker.submit(self._validate_own_data)
+        warmed = self._worker.submit(_warm_up_training)
         links = [self, *(self._linked(c) for c in self.config.coordinators)]  # they share that validation
         endpoints = [self._dealer(k.config.coordinator, k.config.coordinator_public_key, self.keys) for k in links]
         self._install_signal_handlers()
@@ -193,8 +194,7 @@ class PartyAgent:
             len(self.frame),
             ", ".join(link.config.coordinator for link in links),
         )
-        futures.wait([self._own_validation])
-        self._worker.submit(_warm_up_training)  # torch loads while the run starts
+        futures.wait([self._own_validation, warmed])
         others = [
             threading.Thread(target=link._serve, args=(endpoint,), name=f"coordinator-{index}", daemon=True)
             for index, (link, endpoint) in enumerate(zip(links, endpoints, strict=True))
@@ -229,12 +229,11 @@ class PartyAgent:
 
     # ---- driven from outside (``consortia simulate``: many agents on one poller) ----
     def join(self, endpoint: DealerPort) -> None:
-        """Validate this party's own rows, then say hello on ``endpoint`` (its one coordinator)."""
+        """Validate this party's own rows and load torch, then say hello on ``endpoint`` (its one coordinator)."""
         log.info("party %s: %d rows, joining %s", self.config.name, len(self.frame), self.config.coordinator)
         self._own_validation = self._worker.submit(self._validate_own_data)
-        futures.wait([self._own_validation])
+        futures.wait([self._own_validation, self._worker.submit(_warm_up_training)])
         self._say_hello(endpoint)
-        self._worker.submit(_warm_up_training)  # torch loads while the run starts
         self._last_beat = time.monotonic()
 
     def serve(self, endpoint: DealerPort, frames: list[Any] | None) -> None:

@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.adapters.transport import check_public_key, keypair_paths, read_public_key, write_keypair
 from components.core.config import dump_yaml
 from components.core.errors import ConfigError, ConsortiaError, ContractError
 from components.core.policy import PartyPolicy
@@ -47,6 +46,7 @@ def _init_config(
     from pydantic import ValidationError
 
     from components.adapters.contracts import load_contract
+    from components.adapters.transport import check_public_key, keypair_paths
     from party_agent.config import PartyConfig
 
     check_public_key(coordinator_key, "--coordinator-key")
@@ -90,6 +90,8 @@ def init(
 ) -> None:
     """Write party.yaml and a CURVE key pair next to your data; prints the public key to share.
     Every argument is checked before anything is written; existing keys are kept unless --force."""
+    from components.adapters.transport import keypair_paths, read_public_key, write_keypair  # zmq: not for --help
+
     folder = (out or data.resolve().parent).resolve()
     try:
         config = _init_config(name, data, contract, coordinator, coordinator_key, folder)
