@@ -175,8 +175,8 @@ def render(results: Path = RESULTS) -> str:
         "JSON results in `benchmarks/results/`; do not edit by hand. Each figure is a median of at least 3 runs "
         "and each comparison a ratio of figures measured side by side in the same run: on a shared machine, "
         "absolute times drift, ratios much less. Each section says when it ran and the machine's load then; sections "
-        "from different dates are not comparable with each other. The peer comparison and start-up sections of "
-        "2026-12-01 evening and the overhead section of 2026-12-02 ran on a quiet machine (load averages under 2 at "
+        "from different dates are not comparable with each other. The start-up section of 2026-12-01 evening and "
+        "the peer comparison and overhead sections of 2026-12-02 ran on a quiet machine (load averages under 2 at "
         "their start); earlier sections of 2026-12-01 ran beside other engineers' work (load averages of 6 to 35).\n",
     ]
     if goals:
